@@ -1,0 +1,280 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/drover-dev/drover/artifacts"
+	"github.com/drover-dev/drover/controlplane/api"
+	"github.com/drover-dev/drover/controlplane/client"
+	"github.com/drover-dev/drover/deploy"
+	"github.com/drover-dev/drover/inventory"
+	"github.com/drover-dev/drover/pki"
+)
+
+// Config is how an agent runs.
+type Config struct {
+	// Dir is the agent's directory (see the package documentation).
+	Dir string
+	// Version is the agent's own version, reported in its inventory.
+	Version string
+	// PollWait is how long a long poll waits for a change. Default 60s.
+	PollWait time.Duration
+	// InventoryInterval is how often the inventory is collected again.
+	// Default 10 minutes; it is also collected after every apply.
+	InventoryInterval time.Duration
+	// KeepReleases is how many releases of an application stay on disk
+	// for back-out. Default 2.
+	KeepReleases int
+	// Logger receives the agent's log. Default: discard.
+	Logger *slog.Logger
+	// Clock tells the time. Default: the system clock.
+	Clock deploy.Clock
+}
+
+func (c *Config) setDefaults() {
+	if c.PollWait == 0 {
+		c.PollWait = 60 * time.Second
+	}
+	if c.InventoryInterval == 0 {
+		c.InventoryInterval = 10 * time.Minute
+	}
+	if c.KeepReleases == 0 {
+		c.KeepReleases = 2
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Clock == nil {
+		c.Clock = deploy.SystemClock{}
+	}
+}
+
+// Agent is one running agent.
+type Agent struct {
+	cfg     Config
+	log     *slog.Logger
+	files   layout
+	name    string
+	client  *client.Client
+	journal *journal
+	trust   []artifacts.Policy
+
+	lastInventory time.Time
+}
+
+// New opens an enrolled agent directory.
+func New(cfg Config) (*Agent, error) {
+	cfg.setDefaults()
+	l := layout{cfg.Dir}
+	b, err := os.ReadFile(l.config())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s has no %s; run: drover-agent enroll", ErrNotEnrolled, cfg.Dir, "agent.json")
+	}
+	if err != nil {
+		return nil, err
+	}
+	var id identity
+	if err := json.Unmarshal(b, &id); err != nil {
+		return nil, fmt.Errorf("%s is corrupt: %w", l.config(), err)
+	}
+	certPEM, keyPEM, caPEM, err := pki.LoadKeyPair(l.tls("agent.crt"), l.tls("agent.key"), l.tls("ca.crt"))
+	if err != nil {
+		return nil, fmt.Errorf("cannot load the agent's certificate: %w", err)
+	}
+	tlsCfg, err := pki.ClientTLS(certPEM, keyPEM, caPEM)
+	if err != nil {
+		return nil, err
+	}
+	j, err := loadJournal(l.journal())
+	if err != nil {
+		return nil, err
+	}
+	trust, err := loadTrust(l)
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{cfg: cfg, log: cfg.Logger.With("host", id.Name), files: l, name: id.Name,
+		client: client.New(id.Servers, tlsCfg), journal: j, trust: trust}
+	return a, nil
+}
+
+// Name is the host name the agent enrolled as.
+func (a *Agent) Name() string { return a.name }
+
+// Close releases the agent's connections.
+func (a *Agent) Close() { a.client.Close() }
+
+// Run works until ctx ends: it finishes or reverts an apply interrupted by
+// a crash, then loops — deliver pending reports, send the inventory when
+// it changed, long-poll for the desired state, apply what it says.
+func (a *Agent) Run(ctx context.Context) error {
+	a.log.Info("agent started", "servers", a.client.Servers(), "version", a.cfg.Version)
+	if err := a.recover(ctx); err != nil {
+		return err
+	}
+	var index uint64
+	failures := 0
+	for ctx.Err() == nil {
+		a.flushOutbox(ctx)
+		a.maybeSendInventory(ctx)
+		desired, err := a.poll(ctx, index)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			failures++
+			wait := retryDelay(failures)
+			a.log.Warn("cannot get desired state", "err", err, "retry_in", wait)
+			sleep(ctx, wait)
+			continue
+		}
+		failures = 0
+		index = desired.Index
+		a.client.SetServers(desired.Servers)
+		a.learnTrust(desired.Trust)
+		for _, in := range desired.Instructions {
+			if ctx.Err() != nil {
+				break
+			}
+			if err := a.handle(ctx, in); err != nil {
+				a.log.Error("apply failed", "rollout", in.Rollout, "err", err)
+			}
+		}
+	}
+	a.log.Info("agent stopped")
+	return nil
+}
+
+// poll is one long poll for the host's desired state.
+func (a *Agent) poll(ctx context.Context, index uint64) (*api.DesiredState, error) {
+	var d api.DesiredState
+	path := api.PathDesired + "?index=" + strconv.FormatUint(index, 10) + "&wait=" + a.cfg.PollWait.String()
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.PollWait+30*time.Second)
+	defer cancel()
+	if _, err := a.client.Do(ctx, client.Request{Method: http.MethodGet, Path: path}, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// learnTrust pins the policy of an application the first time the agent
+// sees one, and keeps a pinned policy against any later change from the
+// servers: a compromised control plane cannot swap the signers of an
+// application this agent already trusts.
+func (a *Agent) learnTrust(policies []artifacts.Policy) {
+	changed := false
+	for _, p := range policies {
+		if p.Validate() != nil {
+			continue
+		}
+		if _, ok := pinnedPolicy(a.trust, p.App); ok {
+			continue
+		}
+		a.trust = append(a.trust, p)
+		changed = true
+		a.log.Info("trust policy pinned", "app", p.App, "keys", len(p.Keys), "threshold", p.Threshold)
+	}
+	if changed {
+		if err := saveTrust(a.files, a.trust); err != nil {
+			a.log.Error("cannot save trust policy", "err", err)
+		}
+	}
+}
+
+func pinnedPolicy(ps []artifacts.Policy, app string) (artifacts.Policy, bool) {
+	for _, p := range ps {
+		if p.App == app {
+			return p, true
+		}
+	}
+	return artifacts.Policy{}, false
+}
+
+// report queues a report durably, then tries to deliver the queue.
+func (a *Agent) report(ctx context.Context, r api.Report) {
+	a.journal.Outbox = append(a.journal.Outbox, r)
+	if err := a.journal.save(a.files.journal()); err != nil {
+		a.log.Error("cannot save journal", "err", err)
+	}
+	a.flushOutbox(ctx)
+}
+
+// flushOutbox delivers queued reports in order and stops at the first
+// failure, keeping the rest for later.
+func (a *Agent) flushOutbox(ctx context.Context) {
+	sent := 0
+	for _, r := range a.journal.Outbox {
+		_, err := a.client.Do(ctx, client.Request{Method: http.MethodPost, Path: api.PathReport, JSON: r}, nil)
+		var apiErr *api.Error
+		if errors.As(err, &apiErr) && apiErr.Code != api.CodeUnavailable && apiErr.Code != api.CodeInternal {
+			a.log.Warn("report refused; dropped", "rollout", r.Rollout, "state", r.State, "err", err)
+		} else if err != nil {
+			break
+		}
+		sent++
+	}
+	if sent == 0 {
+		return
+	}
+	a.journal.Outbox = a.journal.Outbox[sent:]
+	if err := a.journal.save(a.files.journal()); err != nil {
+		a.log.Error("cannot save journal", "err", err)
+	}
+}
+
+// maybeSendInventory collects the inventory when it is due and sends it
+// when its digest differs from the last one a server accepted.
+func (a *Agent) maybeSendInventory(ctx context.Context) {
+	now := a.cfg.Clock.Now()
+	if !a.lastInventory.IsZero() && now.Sub(a.lastInventory) < a.cfg.InventoryInterval {
+		return
+	}
+	sys, err := inventory.Collect(ctx, inventory.CollectOptions{Now: a.cfg.Clock.Now})
+	if err != nil {
+		a.log.Warn("cannot collect inventory", "err", err)
+		return
+	}
+	sys.AgentVersion = a.cfg.Version
+	if sys.Releases, err = a.files.Installed(); err != nil {
+		a.log.Warn("cannot list installed releases", "err", err)
+	}
+	sys.Normalize()
+	a.lastInventory = now
+	digest := sys.Digest()
+	if digest == a.journal.InventoryDigest {
+		return
+	}
+	if _, err := a.client.Do(ctx, client.Request{Method: http.MethodPut, Path: api.PathInventory, JSON: sys}, nil); err != nil {
+		a.log.Warn("cannot send inventory", "err", err)
+		return
+	}
+	a.journal.InventoryDigest = digest
+	if err := a.journal.save(a.files.journal()); err != nil {
+		a.log.Error("cannot save journal", "err", err)
+	}
+	a.log.Info("inventory sent", "digest", digest[:12])
+}
+
+func retryDelay(failures int) time.Duration {
+	base := min(time.Second<<min(failures, 5), 30*time.Second)
+	return base/2 + rand.N(base/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,97 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/drover-dev/drover/controlplane/api"
+	"github.com/drover-dev/drover/pki"
+)
+
+// Steps of an apply, as the journal records them. Each is written durably
+// before the agent acts on it.
+const (
+	stepDownloading = "downloading"
+	stepStaged      = "staged"
+	stepActivating  = "activating"
+	stepProbation   = "probation"
+)
+
+// maxDone bounds how many finished rollouts the journal remembers.
+const maxDone = 256
+
+// journal is the agent's durable memory.
+type journal struct {
+	// Active is the apply in progress, if any.
+	Active *applyRecord `json:"active,omitempty"`
+	// Done maps a rollout to how this host finished it, oldest first.
+	Done []doneRecord `json:"done,omitempty"`
+	// Outbox holds reports not yet acknowledged by a server, in order.
+	Outbox []api.Report `json:"outbox,omitempty"`
+	// InventoryDigest is the digest of the last inventory a server accepted.
+	InventoryDigest string `json:"inventory_digest,omitempty"`
+}
+
+type applyRecord struct {
+	Rollout  string `json:"rollout"`
+	App      string `json:"app"`
+	Version  string `json:"version"`
+	Previous string `json:"previous"`
+	Step     string `json:"step"`
+	// Manifest is the verified manifest, kept to re-run its checks after
+	// a crash during probation.
+	Manifest []byte `json:"manifest"`
+}
+
+type doneRecord struct {
+	Rollout string `json:"rollout"`
+	State   string `json:"state"`
+}
+
+func loadJournal(path string) (*journal, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &journal{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot read journal: %w", err)
+	}
+	var j journal
+	if err := json.Unmarshal(b, &j); err != nil {
+		return nil, fmt.Errorf("journal %s is corrupt: %w", path, err)
+	}
+	return &j, nil
+}
+
+// save writes the journal durably: temporary file, fsync, rename, fsync
+// of the directory. Only then may the agent act on what it records.
+func (j *journal) save(path string) error {
+	b, err := json.MarshalIndent(j, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := pki.WriteFileAtomic(path, b, 0o600); err != nil {
+		return fmt.Errorf("cannot write journal: %w", err)
+	}
+	return nil
+}
+
+func (j *journal) done(rollout string) (string, bool) {
+	for _, d := range j.Done {
+		if d.Rollout == rollout {
+			return d.State, true
+		}
+	}
+	return "", false
+}
+
+func (j *journal) finish(rollout, state string) {
+	j.Active = nil
+	j.Done = append(j.Done, doneRecord{Rollout: rollout, State: state})
+	if len(j.Done) > maxDone {
+		j.Done = j.Done[len(j.Done)-maxDone:]
+	}
+}

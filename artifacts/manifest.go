@@ -1,0 +1,207 @@
+package artifacts
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Limits on what a manifest may say. Every length from the network is bounded.
+const (
+	MaxManifestBytes = 64 << 10
+	MaxPayloadBytes  = 16 << 30
+	maxHealthChecks  = 16
+	maxCommandArgs   = 64
+	maxArgBytes      = 4096
+	maxCheckTimeout  = time.Hour
+)
+
+var (
+	nameRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+	versionRE = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$`)
+)
+
+// Manifest describes one release of one application. It is what signers sign.
+// Fields are declared in the alphabetical order of their JSON names, so that
+// encoding/json writes them in canonical (sorted-key) order.
+type Manifest struct {
+	HealthChecks []HealthCheck `json:"health_checks,omitempty"`
+	Name         string        `json:"name"`
+	Payload      Payload       `json:"payload"`
+	Provenance   *Provenance   `json:"provenance,omitempty"`
+	Schema       int           `json:"schema"`
+	Version      string        `json:"version"`
+}
+
+// Payload identifies the bytes a release installs.
+type Payload struct {
+	Format string `json:"format"` // "tar.gz"
+	SHA256 string `json:"sha256"` // lower-case hex
+	Size   int64  `json:"size"`   // exact length in bytes
+}
+
+// HealthCheck is a command run in the release directory after activation;
+// exit status 0 means healthy.
+type HealthCheck struct {
+	Command []string `json:"command"`
+	Name    string   `json:"name"`
+	Timeout Duration `json:"timeout,omitempty"`
+}
+
+// Provenance records where a release was built.
+type Provenance struct {
+	BuildID      string `json:"build_id,omitempty"`
+	Builder      string `json:"builder,omitempty"`
+	SourceCommit string `json:"source_commit,omitempty"`
+}
+
+// Duration is a time.Duration written as a string such as "30s".
+type Duration time.Duration
+
+// MarshalJSON writes the duration as a Go duration string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads a Go duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string such as \"30s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// ID is the release's name@version.
+func (m *Manifest) ID() string { return m.Name + "@" + m.Version }
+
+// Validate checks every field against the manifest rules.
+func (m *Manifest) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrInvalidManifest, field, fmt.Sprintf(format, args...))
+	}
+	if m.Schema != 1 {
+		return bad("schema", "must be 1, got %d", m.Schema)
+	}
+	if !nameRE.MatchString(m.Name) {
+		return bad("name", "%q must be 1-63 characters of a-z, 0-9, '.', '_', '-', starting with a letter or digit", m.Name)
+	}
+	if !versionRE.MatchString(m.Version) {
+		return bad("version", "%q must be 1-64 characters of A-Z, a-z, 0-9, '.', '+', '_', '-'", m.Version)
+	}
+	if m.Payload.Format != "tar.gz" {
+		return bad("payload.format", "%q is not supported; allowed: tar.gz", m.Payload.Format)
+	}
+	if err := ValidateDigest(m.Payload.SHA256); err != nil {
+		return bad("payload.sha256", "%v", err)
+	}
+	if m.Payload.Size <= 0 || m.Payload.Size > MaxPayloadBytes {
+		return bad("payload.size", "%d must be between 1 and %d", m.Payload.Size, int64(MaxPayloadBytes))
+	}
+	if len(m.HealthChecks) > maxHealthChecks {
+		return bad("health_checks", "at most %d allowed", maxHealthChecks)
+	}
+	for i, hc := range m.HealthChecks {
+		field := fmt.Sprintf("health_checks[%d]", i)
+		if hc.Name == "" || len(hc.Name) > 64 {
+			return bad(field+".name", "must be 1-64 bytes")
+		}
+		if len(hc.Command) == 0 || len(hc.Command) > maxCommandArgs {
+			return bad(field+".command", "must have 1-%d arguments", maxCommandArgs)
+		}
+		for _, a := range hc.Command {
+			if len(a) > maxArgBytes {
+				return bad(field+".command", "argument longer than %d bytes", maxArgBytes)
+			}
+		}
+		if hc.Timeout < 0 || time.Duration(hc.Timeout) > maxCheckTimeout {
+			return bad(field+".timeout", "must be between 0 and %v", maxCheckTimeout)
+		}
+	}
+	if p := m.Provenance; p != nil {
+		for field, v := range map[string]string{"build_id": p.BuildID, "builder": p.Builder, "source_commit": p.SourceCommit} {
+			if len(v) > 256 {
+				return bad("provenance."+field, "longer than 256 bytes")
+			}
+		}
+	}
+	return nil
+}
+
+// Canonical returns the manifest's canonical JSON: sorted keys, no
+// insignificant whitespace, no HTML escaping. These are the bytes to sign.
+func (m *Manifest) Canonical() ([]byte, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(m); err != nil {
+		return nil, fmt.Errorf("cannot encode manifest: %w", err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// ParseManifest decodes and validates manifest bytes received from anywhere.
+// Unknown fields are refused, so that a signer cannot sign something the
+// agent would silently ignore.
+func ParseManifest(b []byte) (*Manifest, error) {
+	if len(b) > MaxManifestBytes {
+		return nil, fmt.Errorf("%w: %d bytes, more than the limit of %d", ErrInvalidManifest, len(b), MaxManifestBytes)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var m Manifest
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidManifest, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: trailing data after the manifest", ErrInvalidManifest)
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// ValidateDigest checks that s is a lower-case hex SHA-256.
+func ValidateDigest(s string) error {
+	if len(s) != 64 {
+		return fmt.Errorf("sha256 must be 64 hex characters, got %d", len(s))
+	}
+	if _, err := hex.DecodeString(s); err != nil || s != toLowerASCII(s) {
+		return fmt.Errorf("sha256 must be lower-case hex")
+	}
+	return nil
+}
+
+func toLowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// NewManifest describes the payload file at path (a tar.gz) as release
+// name@version, with its digest and size computed from the file.
+func NewManifest(name, version, path string, checks []HealthCheck) (*Manifest, error) {
+	digest, size, err := DigestFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read payload: %w", err)
+	}
+	m := &Manifest{Schema: 1, Name: name, Version: version, HealthChecks: checks,
+		Payload: Payload{Format: "tar.gz", SHA256: digest, Size: size}}
+	return m, m.Validate()
+}

@@ -1,0 +1,150 @@
+package artifacts
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+)
+
+// UnpackLimits bound what an archive may expand to.
+type UnpackLimits struct {
+	MaxBytes   int64 // total size of the regular files
+	MaxEntries int
+}
+
+// DefaultUnpackLimits are generous for applications and still finite.
+var DefaultUnpackLimits = UnpackLimits{MaxBytes: 8 << 30, MaxEntries: 200_000}
+
+// Unpack extracts a tar.gz stream into dir, which must exist and be empty.
+// It allows regular files, directories and relative symbolic links that
+// stay inside dir; it refuses absolute paths, "..", devices, hard links and
+// anything past the limits. Permission bits are kept except setuid, setgid
+// and sticky. All writes go through an os.Root, so no entry can reach
+// outside dir whatever its name.
+func Unpack(r io.Reader, dir string, lim UnpackLimits) error {
+	zr, err := gzip.NewReader(r)
+	if err != nil {
+		return fmt.Errorf("%w: not a gzip stream: %v", ErrUnsafeArchive, err)
+	}
+	defer zr.Close()
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("cannot open release directory: %w", err)
+	}
+	defer root.Close()
+
+	tr := tar.NewReader(zr)
+	var total int64
+	for entries := 0; ; entries++ {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrUnsafeArchive, err)
+		}
+		if entries >= lim.MaxEntries {
+			return fmt.Errorf("%w: more than %d entries", ErrTooLarge, lim.MaxEntries)
+		}
+		name, err := cleanEntryName(hdr.Name)
+		if err != nil {
+			return err
+		}
+		if name == "." {
+			continue
+		}
+		mode := os.FileMode(hdr.Mode) & os.ModePerm
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			if err := root.MkdirAll(name, mode|0o700); err != nil {
+				return fmt.Errorf("cannot create %s: %w", name, err)
+			}
+		case tar.TypeReg:
+			total += hdr.Size
+			if hdr.Size < 0 || total > lim.MaxBytes {
+				return fmt.Errorf("%w: archive expands past %d bytes", ErrTooLarge, lim.MaxBytes)
+			}
+			if err := writeEntry(root, name, mode, tr, hdr.Size); err != nil {
+				return err
+			}
+		case tar.TypeSymlink:
+			if err := checkLinkTarget(name, hdr.Linkname); err != nil {
+				return err
+			}
+			if err := mkParent(root, name); err != nil {
+				return err
+			}
+			if err := root.Symlink(hdr.Linkname, name); err != nil {
+				return fmt.Errorf("cannot create link %s: %w", name, err)
+			}
+		default:
+			return fmt.Errorf("%w: %s: entry type %q is not allowed", ErrUnsafeArchive, hdr.Name, hdr.Typeflag)
+		}
+	}
+}
+
+func writeEntry(root *os.Root, name string, mode os.FileMode, r io.Reader, size int64) error {
+	if err := mkParent(root, name); err != nil {
+		return err
+	}
+	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode|0o400)
+	if err != nil {
+		return fmt.Errorf("cannot create %s: %w", name, err)
+	}
+	n, err := io.Copy(f, io.LimitReader(r, size))
+	if err == nil && n != size {
+		err = io.ErrUnexpectedEOF
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %w", name, err)
+	}
+	return nil
+}
+
+func mkParent(root *os.Root, name string) error {
+	if dir := path.Dir(name); dir != "." {
+		if err := root.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("cannot create %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+// cleanEntryName turns an archive name into a clean relative path.
+func cleanEntryName(name string) (string, error) {
+	if name == "" || len(name) > 4096 || strings.ContainsRune(name, 0) {
+		return "", fmt.Errorf("%w: bad name %q", ErrUnsafeArchive, name)
+	}
+	if strings.HasPrefix(name, "/") {
+		return "", fmt.Errorf("%w: %s: absolute path", ErrUnsafeArchive, name)
+	}
+	for _, part := range strings.Split(name, "/") {
+		if part == ".." {
+			return "", fmt.Errorf("%w: %s: parent directory reference", ErrUnsafeArchive, name)
+		}
+	}
+	return path.Clean(name), nil
+}
+
+// checkLinkTarget refuses a link that is absolute or leads above the root.
+func checkLinkTarget(name, target string) error {
+	if target == "" || strings.HasPrefix(target, "/") {
+		return fmt.Errorf("%w: %s: link target %q must be relative", ErrUnsafeArchive, name, target)
+	}
+	resolved := path.Join(path.Dir(name), target)
+	if resolved == ".." || strings.HasPrefix(resolved, "../") {
+		return fmt.Errorf("%w: %s: link target %q leaves the release directory", ErrUnsafeArchive, name, target)
+	}
+	return nil
+}

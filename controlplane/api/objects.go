@@ -1,0 +1,121 @@
+package api
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/drover-dev/drover/artifacts"
+	"github.com/drover-dev/drover/deploy"
+)
+
+// Meta is carried by every object: the Raft indexes of its creation and of
+// its last change.
+type Meta struct {
+	CreateIndex uint64 `json:"create_index"`
+	ModifyIndex uint64 `json:"modify_index"`
+}
+
+// Host is an enrolled machine.
+type Host struct {
+	ID         string            `json:"id"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	TokenID    string            `json:"token_id"`
+	KeyPin     string            `json:"key_pin"`     // SHA-256 of the agent's public key
+	CertSerial string            `json:"cert_serial"` // of the last certificate issued
+	EnrolledAt time.Time         `json:"enrolled_at"`
+	LastReport time.Time         `json:"last_report,omitempty"`
+	// Releases is what the agent last said it runs: application -> version.
+	Releases map[string]string `json:"releases,omitempty"`
+	// Inventory is the agent's last inventory (inventory.System, as JSON).
+	Inventory       json.RawMessage `json:"inventory,omitempty"`
+	InventoryDigest string          `json:"inventory_digest,omitempty"`
+	InventoryAt     time.Time       `json:"inventory_at,omitempty"`
+	Meta
+}
+
+// Token is a join token, stored by the hash of its secret only.
+type Token struct {
+	ID         string            `json:"id"`
+	SecretHash string            `json:"secret_hash"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	ExpiresAt  time.Time         `json:"expires_at"`
+	UsesLeft   int               `json:"uses_left"`
+	CreatedBy  string            `json:"created_by"`
+	CreatedAt  time.Time         `json:"created_at"`
+	Meta
+}
+
+// Blob is a payload held by the servers' blob stores (its bytes are not here).
+type Blob struct {
+	Digest  string   `json:"digest"`
+	Size    int64    `json:"size"`
+	Holders []string `json:"holders"` // server IDs that acknowledged a durable copy
+	Meta
+}
+
+// Release is a signed manifest: the exact signed bytes and their signatures.
+type Release struct {
+	ID         string    `json:"id"` // name@version
+	App        string    `json:"app"`
+	Version    string    `json:"version"`
+	Manifest   []byte    `json:"manifest"`
+	Signatures [][]byte  `json:"signatures"`
+	Payload    string    `json:"payload"` // SHA-256 of the payload
+	CreatedBy  string    `json:"created_by"`
+	CreatedAt  time.Time `json:"created_at"`
+	Meta
+}
+
+// Rollout states.
+const (
+	RolloutRunning   = "running"
+	RolloutPaused    = "paused"
+	RolloutCompleted = "completed"
+)
+
+// Rollout is one release going out to a fixed, ordered set of hosts.
+type Rollout struct {
+	ID        string            `json:"id"`
+	Release   string            `json:"release"`
+	App       string            `json:"app"`
+	Version   string            `json:"version"`
+	Selector  map[string]string `json:"selector,omitempty"`
+	Plan      deploy.Plan       `json:"plan"`
+	Targets   []string          `json:"targets"` // host IDs in rollout order
+	Sizes     []int             `json:"sizes"`   // cumulative wave sizes
+	Wave      int               `json:"wave"`
+	State     string            `json:"state"`
+	Reason    string            `json:"reason,omitempty"`
+	CreatedBy string            `json:"created_by"`
+	CreatedAt time.Time         `json:"created_at"`
+	UpdatedAt time.Time         `json:"updated_at"`
+	Meta
+}
+
+// Active reports whether the rollout still holds its hosts.
+func (r *Rollout) Active() bool { return r.State != RolloutCompleted }
+
+// Deployment is one host in one rollout.
+type Deployment struct {
+	ID      string           `json:"id"` // rollout/host
+	Rollout string           `json:"rollout"`
+	Host    string           `json:"host"`
+	Wave    int              `json:"wave"`
+	App     string           `json:"app"`
+	Version string           `json:"version"`
+	Release string           `json:"release"`
+	State   deploy.HostState `json:"state"`
+	Reason  string           `json:"reason,omitempty"`
+	Output  string           `json:"output,omitempty"` // tail of the failing check's output
+	// Current is the version the host reported it runs after this step.
+	Current   string    `json:"current,omitempty"`
+	StartedAt time.Time `json:"started_at,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
+	Meta
+}
+
+// TrustPolicy is an artifacts.Policy held in the replicated state.
+type TrustPolicy struct {
+	artifacts.Policy
+	Meta
+}

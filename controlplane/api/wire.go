@@ -1,0 +1,153 @@
+package api
+
+import (
+	"github.com/drover-dev/drover/artifacts"
+	"github.com/drover-dev/drover/deploy"
+)
+
+// Endpoint paths. Every path is served over mutual TLS; the enrollment pair
+// (CA and Enroll) is the only one that accepts a client without a
+// certificate, because enrolling is how an agent gets one.
+const (
+	PathCA            = "/v1/ca"
+	PathEnroll        = "/v1/enroll"
+	PathDesired       = "/v1/agent/desired"
+	PathReport        = "/v1/agent/report"
+	PathInventory     = "/v1/agent/inventory"
+	PathBlobs         = "/v1/blobs/" // + sha256 hex
+	PathReleases      = "/v1/releases"
+	PathRollouts      = "/v1/rollouts"
+	PathHosts         = "/v1/hosts"
+	PathTokens        = "/v1/tokens"
+	PathTrust         = "/v1/trust"
+	PathExport        = "/v1/inventory/export"
+	PathClusterStatus = "/v1/cluster/status"
+	PathInternalApply = "/v1/internal/apply"
+	PathInternalBlobs = "/v1/internal/blobs/" // + sha256 hex
+)
+
+// Headers.
+const (
+	// HeaderIndex carries the Raft index a response reflects; pass it back
+	// as ?index= to block until something newer exists.
+	HeaderIndex = "X-Drover-Index"
+	// HeaderIdempotencyKey makes a write safe to retry.
+	HeaderIdempotencyKey = "Idempotency-Key"
+	// HeaderLeader names the API address of the leader, when known.
+	HeaderLeader = "X-Drover-Leader"
+)
+
+// EnrollRequest is an agent asking to join with a join token.
+type EnrollRequest struct {
+	Token string `json:"token"`
+	Host  string `json:"host"`
+	CSR   []byte `json:"csr"` // DER
+}
+
+// EnrollResponse carries the agent's certificate and what it must trust.
+type EnrollResponse struct {
+	Certificate []byte             `json:"certificate"` // PEM
+	CA          []byte             `json:"ca"`          // PEM
+	Trust       []artifacts.Policy `json:"trust,omitempty"`
+	Servers     []string           `json:"servers"`
+}
+
+// Instruction tells an agent to install one release for one rollout.
+type Instruction struct {
+	Rollout    string   `json:"rollout"`
+	App        string   `json:"app"`
+	Version    string   `json:"version"`
+	Manifest   []byte   `json:"manifest"`   // the exact signed bytes
+	Signatures [][]byte `json:"signatures"` // .minisig files
+}
+
+// DesiredState is what an agent's long poll returns.
+type DesiredState struct {
+	Host         string             `json:"host"`
+	Index        uint64             `json:"index"`
+	Instructions []Instruction      `json:"instructions"`
+	Trust        []artifacts.Policy `json:"trust,omitempty"`
+	Servers      []string           `json:"servers"`
+}
+
+// Report is an agent telling how its part of a rollout goes.
+type Report struct {
+	Rollout string           `json:"rollout"`
+	State   deploy.HostState `json:"state"`
+	Reason  string           `json:"reason,omitempty"`
+	Output  string           `json:"output,omitempty"`
+	Current string           `json:"current,omitempty"` // version the host runs now
+}
+
+// MaxReportOutput bounds the check output an agent sends.
+const MaxReportOutput = 4096
+
+// ReleaseRequest creates a release from a signed manifest.
+type ReleaseRequest struct {
+	Manifest   []byte   `json:"manifest"`
+	Signatures [][]byte `json:"signatures"`
+}
+
+// RolloutRequest creates a rollout.
+type RolloutRequest struct {
+	Release  string            `json:"release"`
+	Selector map[string]string `json:"selector,omitempty"`
+	Plan     deploy.Plan       `json:"plan"`
+}
+
+// RolloutControlRequest pauses or resumes a rollout.
+type RolloutControlRequest struct {
+	Action string `json:"action"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// RolloutStatus is a rollout with its hosts.
+type RolloutStatus struct {
+	Rollout *Rollout      `json:"rollout"`
+	Hosts   []*Deployment `json:"hosts"`
+}
+
+// TokenRequest asks for a join token.
+type TokenRequest struct {
+	Labels map[string]string `json:"labels,omitempty"`
+	TTL    string            `json:"ttl"` // Go duration, e.g. "24h"
+	Uses   int               `json:"uses"`
+}
+
+// TokenResponse carries a join token; the secret is shown only here.
+type TokenResponse struct {
+	Token     string `json:"token"`
+	ID        string `json:"id"`
+	ExpiresAt string `json:"expires_at"`
+}
+
+// Created is the answer to a write that made an object.
+type Created struct {
+	ID    string `json:"id,omitempty"`
+	Index uint64 `json:"index"`
+}
+
+// BlobResponse acknowledges an upload held durably by a quorum of servers.
+type BlobResponse struct {
+	Digest  string   `json:"digest"`
+	Size    int64    `json:"size"`
+	Holders []string `json:"holders"`
+}
+
+// ServerStatus is one server as the cluster status shows it.
+type ServerStatus struct {
+	ID       string `json:"id"`
+	API      string `json:"api"`
+	Raft     string `json:"raft"`
+	Suffrage string `json:"suffrage"`
+	Leader   bool   `json:"leader"`
+}
+
+// ClusterStatus is the answer of PathClusterStatus.
+type ClusterStatus struct {
+	Leader       string         `json:"leader"`
+	Servers      []ServerStatus `json:"servers"`
+	AppliedIndex uint64         `json:"applied_index"`
+	CommitIndex  uint64         `json:"commit_index"`
+	Term         uint64         `json:"term"`
+}

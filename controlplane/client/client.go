@@ -1,0 +1,235 @@
+// Package client is the Go client of drover's HTTPS API, used by the CLI
+// and the agent: mutual TLS, JSON bodies, typed API errors, failover
+// between servers, and idempotency keys that make every write safe to
+// retry on another server.
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/drover-dev/drover/controlplane/api"
+)
+
+// maxResponseBytes bounds a JSON response.
+const maxResponseBytes = 64 << 20
+
+// Client talks to a cluster through any of its servers.
+type Client struct {
+	http *http.Client
+
+	mu      sync.Mutex
+	servers []string // base URLs, e.g. https://10.0.0.1:7400
+	current int      // index of the server that answered last
+}
+
+// New returns a client for the servers (base URLs) with the TLS config.
+func New(servers []string, tlsConfig *tls.Config) *Client {
+	tr := &http.Transport{
+		TLSClientConfig:     tlsConfig,
+		ForceAttemptHTTP2:   true,
+		MaxIdleConnsPerHost: 4,
+		TLSHandshakeTimeout: 10 * time.Second,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	return &Client{http: &http.Client{Transport: tr}, servers: append([]string(nil), servers...)}
+}
+
+// Close releases idle connections.
+func (c *Client) Close() { c.http.CloseIdleConnections() }
+
+// Servers returns the servers the client knows.
+func (c *Client) Servers() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.servers...)
+}
+
+// SetServers replaces the server list (agents learn it from responses).
+func (c *Client) SetServers(servers []string) {
+	if len(servers) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.current < len(c.servers) {
+		cur := c.servers[c.current]
+		c.current = 0
+		for i, s := range servers {
+			if s == cur {
+				c.current = i
+			}
+		}
+	}
+	c.servers = append([]string(nil), servers...)
+}
+
+// Request is one API call.
+type Request struct {
+	Method string
+	Path   string    // with query string
+	JSON   any       // encoded as the body, when set
+	Body   io.Reader // raw body, when JSON is nil; failover needs an io.Seeker
+	Size   int64     // Content-Length of Body
+	// Key is the idempotency key of a write; one is made up when empty, so
+	// that a retry on another server cannot apply the write twice.
+	Key string
+}
+
+// ConnError is a failure to reach any server.
+type ConnError struct {
+	Tried []string
+	Err   error
+}
+
+func (e *ConnError) Error() string {
+	return fmt.Sprintf("cannot reach the control plane (tried %s): %v", strings.Join(e.Tried, ", "), e.Err)
+}
+
+func (e *ConnError) Unwrap() error { return e.Err }
+
+// Do sends the request, failing over between servers on connection
+// errors and on 503 answers, and decodes a JSON answer into out (unless
+// out is nil). It returns the index the answer reflects, when the server
+// sent one. API errors come back as *api.Error.
+func (c *Client) Do(ctx context.Context, req Request, out any) (uint64, error) {
+	resp, err := c.Send(ctx, req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	index, _ := strconv.ParseUint(resp.Header.Get(api.HeaderIndex), 10, 64)
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseBytes))
+		return index, nil
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponseBytes)).Decode(out); err != nil {
+		return index, fmt.Errorf("bad answer from %s: %w", resp.Request.URL.Host, err)
+	}
+	return index, nil
+}
+
+// Send is Do without decoding: the caller reads and closes the body of a
+// successful (2xx) response.
+func (c *Client) Send(ctx context.Context, req Request) (*http.Response, error) {
+	var body []byte
+	if req.JSON != nil {
+		b, err := json.Marshal(req.JSON)
+		if err != nil {
+			return nil, fmt.Errorf("cannot encode request: %w", err)
+		}
+		body = b
+	}
+	if req.Method != http.MethodGet && req.Key == "" {
+		req.Key = newKey()
+	}
+	servers, start := c.snapshot()
+	var tried []string
+	var lastErr error
+	for i := range servers {
+		n := (start + i) % len(servers)
+		base := servers[n]
+		tried = append(tried, base)
+		if i > 0 && req.Body != nil {
+			seeker, ok := req.Body.(io.Seeker)
+			if !ok {
+				break // a consumed stream cannot be sent again
+			}
+			if _, err := seeker.Seek(0, io.SeekStart); err != nil {
+				return nil, err
+			}
+		}
+		hreq, err := c.build(ctx, base, req, body)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := c.http.Do(hreq)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			lastErr = err
+			continue
+		}
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			lastErr = decodeError(resp)
+			resp.Body.Close()
+			continue
+		}
+		c.setCurrent(n)
+		if resp.StatusCode >= 300 {
+			defer resp.Body.Close()
+			return nil, decodeError(resp)
+		}
+		return resp, nil
+	}
+	var apiErr *api.Error
+	if errors.As(lastErr, &apiErr) {
+		return nil, apiErr
+	}
+	return nil, &ConnError{Tried: tried, Err: lastErr}
+}
+
+func (c *Client) build(ctx context.Context, base string, req Request, body []byte) (*http.Request, error) {
+	var rd io.Reader
+	switch {
+	case body != nil:
+		rd = bytes.NewReader(body)
+	case req.Body != nil:
+		rd = req.Body
+	}
+	hreq, err := http.NewRequestWithContext(ctx, req.Method, base+req.Path, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		hreq.Header.Set("Content-Type", "application/json")
+	} else if req.Body != nil {
+		hreq.ContentLength = req.Size
+		hreq.Header.Set("Content-Type", "application/octet-stream")
+	}
+	if req.Key != "" {
+		hreq.Header.Set(api.HeaderIdempotencyKey, req.Key)
+	}
+	return hreq, nil
+}
+
+func (c *Client) snapshot() ([]string, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.servers...), c.current
+}
+
+func (c *Client) setCurrent(n int) {
+	c.mu.Lock()
+	c.current = n
+	c.mu.Unlock()
+}
+
+// decodeError turns an error response into an *api.Error.
+func decodeError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var e api.Error
+	if json.Unmarshal(b, &e) == nil && e.Code != "" {
+		return &e
+	}
+	return &api.Error{Code: api.CodeInternal, Message: fmt.Sprintf("%s answered %s: %s", resp.Request.URL.Host, resp.Status, bytes.TrimSpace(b))}
+}
+
+func newKey() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,177 @@
+package controlplane
+
+import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/drover-dev/drover/artifacts"
+	"github.com/drover-dev/drover/controlplane/api"
+	"github.com/drover-dev/drover/controlplane/state"
+	"github.com/drover-dev/drover/inventory"
+	"github.com/drover-dev/drover/pki"
+)
+
+func (s *Server) getCA(w http.ResponseWriter, _ *http.Request, _ pki.Identity) error {
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	_, err := w.Write(s.caPEM)
+	return err
+}
+
+// enroll exchanges a join token and a CSR for a client certificate. The
+// certificate is signed first and handed out only after the token's use is
+// committed, so a refused or unacknowledged enrollment leaves nothing
+// usable behind.
+func (s *Server) enroll(w http.ResponseWriter, r *http.Request, _ pki.Identity) error {
+	var req api.EnrollRequest
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	tok, err := pki.ParseJoinToken(req.Token)
+	if err != nil {
+		return api.Errorf(api.CodeForbidden, "join token is not valid: %v", err)
+	}
+	id := pki.Identity{Kind: pki.KindAgent, Name: req.Host}
+	if err := id.Validate(); err != nil {
+		return api.Errorf(api.CodeInvalid, "host: %v", err)
+	}
+	certPEM, err := s.ca.SignCSR(req.CSR, id, s.clock.Now(), s.cfg.AgentCertTTL)
+	if err != nil {
+		return api.Errorf(api.CodeInvalid, "csr: %v", err)
+	}
+	block, _ := pem.Decode(certPEM)
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return err
+	}
+	pin := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	_, err = result(s.command(r, id, state.CmdEnroll, state.Enroll{
+		TokenID: tok.ID, SecretHash: pki.HashSecret(tok.Secret), Host: req.Host,
+		KeyPin: hex.EncodeToString(pin[:]), CertSerial: pki.SerialString(cert),
+	}))
+	if err != nil {
+		return err
+	}
+	s.log.Info("agent enrolled", "host", req.Host, "token", tok.ID, "serial", pki.SerialString(cert))
+	policies, _ := s.store.TrustPolicies(nil)
+	return writeJSON(w, http.StatusOK, api.EnrollResponse{
+		Certificate: certPEM, CA: s.caPEM, Trust: plainPolicies(policies), Servers: s.serverURLs(),
+	})
+}
+
+func plainPolicies(ps []*api.TrustPolicy) []artifacts.Policy {
+	out := make([]artifacts.Policy, len(ps))
+	for i, p := range ps {
+		out[i] = p.Policy
+	}
+	return out
+}
+
+// desired is the agents' long poll: it returns when the host's in-flight
+// deployments or the trust policies change, or when the wait runs out.
+// An agent reads only its own desired state: the host is its certificate.
+func (s *Server) desired(w http.ResponseWriter, r *http.Request, caller pki.Identity) error {
+	if _, ok := s.store.Host(nil, caller.Name); !ok {
+		return api.Errorf(api.CodeForbidden, "host %s is not enrolled", caller.Name)
+	}
+	var d state.Desired
+	index, err := s.blockingIndex(w, r, func(ws memdb.WatchSet) uint64 {
+		d = s.store.DesiredFor(ws, caller.Name)
+		return d.Index
+	})
+	if err != nil {
+		return err
+	}
+	out := api.DesiredState{Host: caller.Name, Index: index, Servers: s.serverURLs(), Instructions: []api.Instruction{}}
+	for _, dep := range d.Deployments {
+		rel, ok := s.store.Release(dep.Release)
+		if !ok {
+			continue
+		}
+		out.Instructions = append(out.Instructions, api.Instruction{
+			Rollout: dep.Rollout, App: rel.App, Version: rel.Version, Manifest: rel.Manifest, Signatures: rel.Signatures,
+		})
+	}
+	out.Trust = plainPolicies(d.Trust)
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// report records how a host's part of a rollout goes. The host is the
+// caller's certificate, never a field of the request.
+func (s *Server) report(w http.ResponseWriter, r *http.Request, caller pki.Identity) error {
+	var rep api.Report
+	if err := readJSON(r, &rep); err != nil {
+		return err
+	}
+	if len(rep.Rollout) > 64 || len(rep.Current) > 64 || len(rep.Reason) > 2048 {
+		return api.Errorf(api.CodeInvalid, "report: rollout, current or reason too long")
+	}
+	_, err := result(s.command(r, caller, state.CmdAgentReport, state.AgentReport{
+		Host: caller.Name, Rollout: rep.Rollout, State: rep.State,
+		Reason: cleanText(rep.Reason, 2048), Output: cleanText(rep.Output, api.MaxReportOutput), Current: rep.Current,
+	}))
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// cleanText keeps the last max bytes of s as valid UTF-8.
+func cleanText(s string, max int) string {
+	if len(s) > max {
+		s = s[len(s)-max:]
+		for len(s) > 0 && !utf8.RuneStart(s[0]) {
+			s = s[1:]
+		}
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// putInventory stores a host's inventory, validated and normalized.
+func (s *Server) putInventory(w http.ResponseWriter, r *http.Request, caller pki.Identity) error {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return err
+	}
+	sys, err := inventory.Parse(b)
+	if err != nil {
+		return api.Errorf(api.CodeInvalid, "%v", err)
+	}
+	sys.Normalize()
+	raw, err := json.Marshal(sys)
+	if err != nil {
+		return err
+	}
+	_, err = result(s.command(r, caller, state.CmdInventory, state.Inventory{Host: caller.Name, System: raw, Digest: sys.Digest()}))
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// command builds a command from a request and writes it. The client's
+// Idempotency-Key, when given, is scoped to the caller.
+func (s *Server) command(r *http.Request, caller pki.Identity, t state.CmdType, body any) (state.Result, error) {
+	key := ""
+	if k := r.Header.Get(api.HeaderIdempotencyKey); k != "" {
+		if len(k) > 128 {
+			return state.Result{}, api.Errorf(api.CodeInvalid, "%s: longer than 128 bytes", api.HeaderIdempotencyKey)
+		}
+		key = caller.String() + "|" + k
+	}
+	cmd, err := state.NewCommand(t, caller.String(), key, body)
+	if err != nil {
+		return state.Result{}, err
+	}
+	return s.write(r.Context(), cmd)
+}

@@ -1,0 +1,244 @@
+package controlplane
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/drover-dev/drover/artifacts"
+	"github.com/drover-dev/drover/controlplane/api"
+	"github.com/drover-dev/drover/controlplane/state"
+	"github.com/drover-dev/drover/inventory"
+	"github.com/drover-dev/drover/pki"
+)
+
+func (s *Server) listReleases(w http.ResponseWriter, r *http.Request, _ pki.Identity) error {
+	var out []*api.Release
+	err := s.blocking(w, r, func(ws memdb.WatchSet) (index uint64) {
+		out, index = s.store.Releases(ws)
+		return index
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, nonNil(out))
+}
+
+// createRelease records a signed manifest. The signatures are checked here
+// for a quick answer, and again by the state machine against the trust
+// policy as committed.
+func (s *Server) createRelease(w http.ResponseWriter, r *http.Request, caller pki.Identity) error {
+	var req api.ReleaseRequest
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	if len(req.Signatures) == 0 || len(req.Signatures) > 32 {
+		return api.Errorf(api.CodeInvalid, "signatures: between 1 and 32 required")
+	}
+	if _, err := artifacts.ParseManifest(req.Manifest); err != nil {
+		return api.Errorf(api.CodeInvalid, "%v", err)
+	}
+	res, err := result(s.command(r, caller, state.CmdReleaseCreate, state.ReleaseCreate(req)))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, api.Created{ID: res.ID, Index: res.Index})
+}
+
+func (s *Server) listRollouts(w http.ResponseWriter, r *http.Request, _ pki.Identity) error {
+	var out []*api.Rollout
+	err := s.blocking(w, r, func(ws memdb.WatchSet) (index uint64) {
+		out, index = s.store.Rollouts(ws)
+		return index
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, nonNil(out))
+}
+
+func (s *Server) createRollout(w http.ResponseWriter, r *http.Request, caller pki.Identity) error {
+	var req api.RolloutRequest
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	if err := req.Plan.Validate(); err != nil {
+		return api.Errorf(api.CodeInvalid, "%v", err)
+	}
+	res, err := result(s.command(r, caller, state.CmdRolloutCreate, state.RolloutCreate(req)))
+	if err != nil {
+		return err
+	}
+	s.log.Info("rollout created", "rollout", res.ID, "release", req.Release, "by", caller.String())
+	return writeJSON(w, http.StatusCreated, api.Created{ID: res.ID, Index: res.Index})
+}
+
+// getRollout returns a rollout and its hosts; with ?index it blocks until
+// either changes.
+func (s *Server) getRollout(w http.ResponseWriter, r *http.Request, _ pki.Identity) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	var out api.RolloutStatus
+	err = s.blocking(w, r, func(ws memdb.WatchSet) uint64 {
+		ro, ok := s.store.Rollout(ws, id)
+		if !ok {
+			out = api.RolloutStatus{}
+			return 0
+		}
+		out = api.RolloutStatus{Rollout: ro, Hosts: s.store.RolloutHosts(ws, ro)}
+		index := ro.ModifyIndex
+		for _, d := range out.Hosts {
+			index = max(index, d.ModifyIndex)
+		}
+		return index
+	})
+	if err != nil {
+		return err
+	}
+	if out.Rollout == nil {
+		return api.Errorf(api.CodeNotFound, "rollout %s does not exist", id)
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) controlRollout(w http.ResponseWriter, r *http.Request, caller pki.Identity) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	var req api.RolloutControlRequest
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	res, err := result(s.command(r, caller, state.CmdRolloutControl, state.RolloutControl{Rollout: id, Action: req.Action, Reason: req.Reason}))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, api.Created{ID: id, Index: res.Index})
+}
+
+func (s *Server) listHosts(w http.ResponseWriter, r *http.Request, _ pki.Identity) error {
+	var out []*api.Host
+	err := s.blocking(w, r, func(ws memdb.WatchSet) (index uint64) {
+		out, index = s.store.Hosts(ws)
+		return index
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, nonNil(out))
+}
+
+// exportInventory streams the inventory for a CMDB, one host at a time.
+func (s *Server) exportInventory(w http.ResponseWriter, r *http.Request, _ pki.Identity) error {
+	format := r.URL.Query().Get("format")
+	if format == "" {
+		format = "csv"
+	}
+	if format != "csv" {
+		return api.Errorf(api.CodeInvalid, "format %q: allowed values are csv", format)
+	}
+	hosts, index := s.store.Hosts(nil)
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set(api.HeaderIndex, strconv.FormatUint(index, 10))
+	cw := inventory.NewCSVWriter(w)
+	for _, h := range hosts {
+		if err := cw.Write(inventoryRecord(h)); err != nil {
+			return err
+		}
+	}
+	return cw.Flush()
+}
+
+func inventoryRecord(h *api.Host) inventory.Record {
+	rec := inventory.Record{Host: h.ID, Labels: h.Labels, Status: "enrolled", LastSeen: h.LastReport, UpdatedAt: h.InventoryAt}
+	if len(h.Inventory) > 0 {
+		var sys inventory.System
+		if json.Unmarshal(h.Inventory, &sys) == nil {
+			rec.System = &sys
+		}
+	}
+	if rec.System != nil && len(h.Releases) > 0 {
+		rec.System.Releases = h.Releases // what the host reported last is newer
+	}
+	return rec
+}
+
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request, caller pki.Identity) error {
+	var req api.TokenRequest
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	ttl, err := time.ParseDuration(req.TTL)
+	if err != nil || ttl < time.Minute || ttl > 365*24*time.Hour {
+		return api.Errorf(api.CodeInvalid, "ttl: %q must be a duration between 1m and 8760h, such as 24h", req.TTL)
+	}
+	if req.Uses < 1 || req.Uses > 100000 {
+		return api.Errorf(api.CodeInvalid, "uses: must be between 1 and 100000, got %d", req.Uses)
+	}
+	if err := api.ValidateLabels(req.Labels); err != nil {
+		return err
+	}
+	tok, err := pki.NewJoinToken(s.ca.Pin(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	expires := s.clock.Now().Add(ttl).UTC()
+	if _, err := result(s.command(r, caller, state.CmdTokenCreate, state.TokenCreate{
+		ID: tok.ID, SecretHash: pki.HashSecret(tok.Secret), Labels: req.Labels, ExpiresAt: expires, Uses: req.Uses,
+	})); err != nil {
+		return err
+	}
+	s.log.Info("join token created", "token", tok.ID, "by", caller.String(), "expires", expires) // never the secret
+	return writeJSON(w, http.StatusCreated, api.TokenResponse{Token: tok.String(), ID: tok.ID, ExpiresAt: expires.Format(time.RFC3339)})
+}
+
+func (s *Server) getTrust(w http.ResponseWriter, r *http.Request, _ pki.Identity) error {
+	ps, index := s.store.TrustPolicies(nil)
+	w.Header().Set(api.HeaderIndex, strconv.FormatUint(index, 10))
+	return writeJSON(w, http.StatusOK, plainPolicies(ps))
+}
+
+func (s *Server) setTrust(w http.ResponseWriter, r *http.Request, caller pki.Identity) error {
+	var p artifacts.Policy
+	if err := readJSON(r, &p); err != nil {
+		return err
+	}
+	if err := p.Validate(); err != nil {
+		return api.Errorf(api.CodeInvalid, "%v", err)
+	}
+	res, err := result(s.command(r, caller, state.CmdTrustSet, state.TrustSet{Policy: p}))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, api.Created{ID: p.App, Index: res.Index})
+}
+
+func (s *Server) clusterStatus(w http.ResponseWriter, _ *http.Request, _ pki.Identity) error {
+	f := s.raft.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
+	_, leaderID := s.raft.raft.LeaderWithID()
+	out := api.ClusterStatus{Leader: string(leaderID), AppliedIndex: s.raft.raft.AppliedIndex(), CommitIndex: s.raft.raft.CommitIndex()}
+	for _, srv := range f.Configuration().Servers {
+		p, _ := s.cfg.peer(string(srv.ID))
+		out.Servers = append(out.Servers, api.ServerStatus{
+			ID: string(srv.ID), API: p.APIAddr, Raft: string(srv.Address), Suffrage: srv.Suffrage.String(), Leader: srv.ID == leaderID,
+		})
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

@@ -1,0 +1,56 @@
+package controlplane
+
+import (
+	"net/http"
+
+	"github.com/drover-dev/drover/artifacts"
+	"github.com/drover-dev/drover/inventory"
+)
+
+// Body limits per endpoint kind.
+const (
+	smallBody     = 64 << 10
+	manifestBody  = 4 * artifacts.MaxManifestBytes
+	inventoryBody = inventory.MaxSystemBytes + 1
+)
+
+// routeTable lists every endpoint with its access rule. Tests walk this
+// table to check every role against every endpoint.
+func (s *Server) routeTable() []route {
+	return []route{
+		{"GET /v1/ca", anyone, 0, s.getCA},
+		{"POST /v1/enroll", anyone, smallBody, s.enroll},
+
+		{"GET /v1/agent/desired", agentsOnly, 0, s.desired},
+		{"POST /v1/agent/report", agentsOnly, smallBody, s.report},
+		{"PUT /v1/agent/inventory", agentsOnly, inventoryBody, s.putInventory},
+
+		{"GET /v1/blobs/{digest}", readers, 0, s.getBlob},
+		{"PUT /v1/blobs/{digest}", deployers, 0, s.putBlob}, // bounded by its declared size
+		{"GET /v1/internal/blobs/{digest}", serversOnly, 0, s.getLocalBlob},
+		{"PUT /v1/internal/blobs/{digest}", serversOnly, 0, s.putLocalBlob},
+		{"POST /v1/internal/apply", serversOnly, maxCommandBytes, s.internalApply},
+
+		{"GET /v1/releases", viewers, 0, s.listReleases},
+		{"POST /v1/releases", deployers, manifestBody, s.createRelease},
+		{"GET /v1/rollouts", viewers, 0, s.listRollouts},
+		{"POST /v1/rollouts", deployers, smallBody, s.createRollout},
+		{"GET /v1/rollouts/{id}", viewers, 0, s.getRollout},
+		{"POST /v1/rollouts/{id}/control", deployers, smallBody, s.controlRollout},
+		{"GET /v1/hosts", viewers, 0, s.listHosts},
+		{"GET /v1/inventory/export", viewers, 0, s.exportInventory},
+
+		{"POST /v1/tokens", admins, smallBody, s.createToken},
+		{"GET /v1/trust", viewers, 0, s.getTrust},
+		{"PUT /v1/trust", admins, smallBody, s.setTrust},
+		{"GET /v1/cluster/status", viewers, 0, s.clusterStatus},
+	}
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range s.routeTable() {
+		s.handle(mux, rt)
+	}
+	return mux
+}

@@ -1,0 +1,114 @@
+package state
+
+import (
+	"crypto/subtle"
+	"maps"
+
+	"github.com/drover-dev/drover/controlplane/api"
+	"github.com/drover-dev/drover/deploy"
+)
+
+func (w *writer) tokenCreate(b TokenCreate) *api.Error {
+	if b.ID == "" || b.SecretHash == "" || b.Uses < 1 {
+		return api.Errorf(api.CodeInvalid, "token: id, secret hash and uses (1 or more) are required")
+	}
+	if w.first(tabTokens, b.ID) != nil {
+		return api.Errorf(api.CodeConflict, "token %s already exists", b.ID)
+	}
+	t := &api.Token{ID: b.ID, SecretHash: b.SecretHash, Labels: b.Labels, ExpiresAt: b.ExpiresAt,
+		UsesLeft: b.Uses, CreatedBy: w.cmd.Actor, CreatedAt: w.cmd.Time}
+	w.meta(&t.Meta)
+	w.insert(tabTokens, t)
+	return nil
+}
+
+// enroll checks the token and registers the host. Retrying an enrollment
+// that already succeeded (same host, same token, same key) succeeds again
+// without spending another use of the token.
+func (w *writer) enroll(b Enroll) *api.Error {
+	tok, _ := w.first(tabTokens, b.TokenID).(*api.Token)
+	if tok == nil || subtle.ConstantTimeCompare([]byte(tok.SecretHash), []byte(b.SecretHash)) != 1 {
+		return api.Errorf(api.CodeForbidden, "join token is not valid")
+	}
+	if old, _ := w.first(tabHosts, b.Host).(*api.Host); old != nil {
+		if old.TokenID != b.TokenID || old.KeyPin != b.KeyPin {
+			return api.Errorf(api.CodeConflict, "host %s is already enrolled; decommission it before enrolling it again", b.Host)
+		}
+		h := *old
+		h.CertSerial = b.CertSerial
+		w.meta(&h.Meta)
+		w.insert(tabHosts, &h)
+		return nil
+	}
+	if !w.cmd.Time.Before(tok.ExpiresAt) {
+		return api.Errorf(api.CodeForbidden, "join token %s expired at %s", tok.ID, tok.ExpiresAt.UTC().Format("2006-01-02 15:04:05Z"))
+	}
+	if tok.UsesLeft < 1 {
+		return api.Errorf(api.CodeForbidden, "join token %s has been used up", tok.ID)
+	}
+	t := *tok
+	t.UsesLeft--
+	w.meta(&t.Meta)
+	w.insert(tabTokens, &t)
+	h := &api.Host{ID: b.Host, Labels: maps.Clone(tok.Labels), TokenID: tok.ID, KeyPin: b.KeyPin,
+		CertSerial: b.CertSerial, EnrolledAt: w.cmd.Time}
+	w.meta(&h.Meta)
+	w.insert(tabHosts, h)
+	return nil
+}
+
+func (w *writer) inventory(b Inventory) *api.Error {
+	old, _ := w.first(tabHosts, b.Host).(*api.Host)
+	if old == nil {
+		return api.Errorf(api.CodeNotFound, "host %s is not enrolled", b.Host)
+	}
+	if old.InventoryDigest == b.Digest {
+		return nil
+	}
+	h := *old
+	h.Inventory, h.InventoryDigest, h.InventoryAt = b.System, b.Digest, w.cmd.Time
+	w.meta(&h.Meta)
+	w.insert(tabHosts, &h)
+	return nil
+}
+
+// agentReport moves a host's deployment forward. Reports may be delivered
+// twice or late; one that does not advance the state changes nothing.
+func (w *writer) agentReport(b AgentReport) *api.Error {
+	old, _ := w.first(tabHosts, b.Host).(*api.Host)
+	if old == nil {
+		return api.Errorf(api.CodeNotFound, "host %s is not enrolled", b.Host)
+	}
+	if !b.State.Known() || b.State == deploy.Pending || b.State == deploy.Instructed {
+		return api.Errorf(api.CodeInvalid, "state %q cannot be reported by an agent", b.State)
+	}
+	d, _ := w.first(tabDeployments, b.Rollout+"/"+b.Host).(*api.Deployment)
+	if d == nil {
+		return api.Errorf(api.CodeNotFound, "host %s is not part of rollout %s", b.Host, b.Rollout)
+	}
+	if d.State == deploy.Pending {
+		return api.Errorf(api.CodeConflict, "host %s has not been instructed in rollout %s yet", b.Host, b.Rollout)
+	}
+	h := *old
+	h.LastReport = w.cmd.Time
+	if b.Current != "" && h.Releases[d.App] != b.Current {
+		h.Releases = maps.Clone(h.Releases)
+		if h.Releases == nil {
+			h.Releases = map[string]string{}
+		}
+		h.Releases[d.App] = b.Current
+	}
+	w.meta(&h.Meta)
+	w.insert(tabHosts, &h)
+	if !d.State.Advances(b.State) {
+		return nil
+	}
+	nd := *d
+	nd.State, nd.Reason, nd.Output, nd.UpdatedAt = b.State, b.Reason, b.Output, w.cmd.Time
+	if b.Current != "" {
+		nd.Current = b.Current
+	}
+	w.meta(&nd.Meta)
+	w.insert(tabDeployments, &nd)
+	return nil
+}

@@ -1,0 +1,206 @@
+package state
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/drover-dev/drover/artifacts"
+	"github.com/drover-dev/drover/controlplane/api"
+	"github.com/drover-dev/drover/deploy"
+)
+
+// CmdType says which body a Command carries. Values are part of the Raft
+// log format: never renumber, only append.
+type CmdType uint8
+
+// Command types.
+const (
+	CmdTokenCreate CmdType = iota + 1
+	CmdEnroll
+	CmdTrustSet
+	CmdBlobRegister
+	CmdReleaseCreate
+	CmdRolloutCreate
+	CmdRolloutStep
+	CmdAgentReport
+	CmdInventory
+	CmdRolloutControl
+)
+
+func (t CmdType) String() string {
+	names := [...]string{"", "token-create", "enroll", "trust-set", "blob-register", "release-create",
+		"rollout-create", "rollout-step", "agent-report", "inventory", "rollout-control"}
+	if int(t) < len(names) && t != 0 {
+		return names[t]
+	}
+	return fmt.Sprintf("cmd-%d", uint8(t))
+}
+
+// bodyOf returns a pointer to a new, empty body of the command's type, or
+// nil for an unknown type.
+func bodyOf(t CmdType) any {
+	switch t {
+	case CmdTokenCreate:
+		return new(TokenCreate)
+	case CmdEnroll:
+		return new(Enroll)
+	case CmdTrustSet:
+		return new(TrustSet)
+	case CmdBlobRegister:
+		return new(BlobRegister)
+	case CmdReleaseCreate:
+		return new(ReleaseCreate)
+	case CmdRolloutCreate:
+		return new(RolloutCreate)
+	case CmdRolloutStep:
+		return new(RolloutStep)
+	case CmdAgentReport:
+		return new(AgentReport)
+	case CmdInventory:
+		return new(Inventory)
+	case CmdRolloutControl:
+		return new(RolloutControl)
+	}
+	return nil
+}
+
+// Command is one entry of the Raft log: a type byte followed by this
+// envelope as JSON.
+type Command struct {
+	Type CmdType `json:"-"`
+	// Key makes the command safe to retry: a second command with the same
+	// key returns the first one's result and changes nothing.
+	Key string `json:"key,omitempty"`
+	// Time is stamped by the leader when it proposes the command; Apply
+	// uses it instead of a clock.
+	Time time.Time `json:"time"`
+	// Actor is the identity of the caller, for the record.
+	Actor string          `json:"actor"`
+	Body  json.RawMessage `json:"body"`
+}
+
+// NewCommand builds a command with body encoded as JSON.
+func NewCommand(t CmdType, actor, key string, body any) (*Command, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("cannot encode %s command: %w", t, err)
+	}
+	return &Command{Type: t, Key: key, Actor: actor, Body: b}, nil
+}
+
+// Encode returns the bytes to append to the Raft log.
+func (c *Command) Encode() ([]byte, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte{byte(c.Type)}, b...), nil
+}
+
+// DecodeCommand reverses Encode.
+func DecodeCommand(data []byte) (*Command, error) {
+	if len(data) < 2 {
+		return nil, fmt.Errorf("command too short (%d bytes)", len(data))
+	}
+	var c Command
+	if err := json.Unmarshal(data[1:], &c); err != nil {
+		return nil, fmt.Errorf("cannot decode command: %w", err)
+	}
+	c.Type = CmdType(data[0])
+	return &c, nil
+}
+
+// Check verifies that a command received from another server has a known
+// type and a body that decodes. The state machine panics on an entry it
+// cannot decode, so nothing unchecked may reach the log.
+func (c *Command) Check() error {
+	body := bodyOf(c.Type)
+	if body == nil {
+		return fmt.Errorf("unknown command type %d", c.Type)
+	}
+	if err := json.Unmarshal(c.Body, body); err != nil {
+		return fmt.Errorf("bad %s body: %w", c.Type, err)
+	}
+	return nil
+}
+
+// Result is what applying a command produced.
+type Result struct {
+	Index uint64     `json:"index"`
+	ID    string     `json:"id,omitempty"` // of the object created, when there is one
+	Err   *api.Error `json:"error,omitempty"`
+}
+
+// Command bodies.
+type (
+	// TokenCreate registers a join token.
+	TokenCreate struct {
+		ID         string            `json:"id"`
+		SecretHash string            `json:"secret_hash"`
+		Labels     map[string]string `json:"labels,omitempty"`
+		ExpiresAt  time.Time         `json:"expires_at"`
+		Uses       int               `json:"uses"`
+	}
+	// Enroll consumes one use of a token and registers a host.
+	Enroll struct {
+		TokenID    string `json:"token_id"`
+		SecretHash string `json:"secret_hash"`
+		Host       string `json:"host"`
+		KeyPin     string `json:"key_pin"`
+		CertSerial string `json:"cert_serial"`
+	}
+	// TrustSet sets the trust policy of one application.
+	TrustSet struct {
+		Policy artifacts.Policy `json:"policy"`
+	}
+	// BlobRegister records servers that hold a durable copy of a blob.
+	BlobRegister struct {
+		Digest  string   `json:"digest"`
+		Size    int64    `json:"size"`
+		Holders []string `json:"holders"`
+	}
+	// ReleaseCreate records a signed release.
+	ReleaseCreate struct {
+		Manifest   []byte   `json:"manifest"`
+		Signatures [][]byte `json:"signatures"`
+	}
+	// RolloutCreate starts a release going out to the hosts matching Selector.
+	RolloutCreate struct {
+		Release  string            `json:"release"`
+		Selector map[string]string `json:"selector,omitempty"`
+		Plan     deploy.Plan       `json:"plan"`
+	}
+	// RolloutStep is one decision of the rollout engine. ExpectIndex is the
+	// rollout's ModifyIndex the decision was based on: a decision made on
+	// stale state (say by a deposed leader) is refused.
+	RolloutStep struct {
+		Rollout     string         `json:"rollout"`
+		ExpectIndex uint64         `json:"expect_index"`
+		Start       []string       `json:"start,omitempty"`
+		Wave        int            `json:"wave"`
+		Outcome     deploy.Outcome `json:"outcome"`
+		Reason      string         `json:"reason,omitempty"`
+	}
+	// RolloutControl is an operator's pause or resume.
+	RolloutControl struct {
+		Rollout string `json:"rollout"`
+		Action  string `json:"action"` // "pause" | "resume"
+		Reason  string `json:"reason,omitempty"`
+	}
+	// AgentReport is a host telling how its part of a rollout goes.
+	AgentReport struct {
+		Host    string           `json:"host"`
+		Rollout string           `json:"rollout"`
+		State   deploy.HostState `json:"state"`
+		Reason  string           `json:"reason,omitempty"`
+		Output  string           `json:"output,omitempty"`
+		Current string           `json:"current,omitempty"`
+	}
+	// Inventory replaces a host's inventory.
+	Inventory struct {
+		Host   string          `json:"host"`
+		System json.RawMessage `json:"system"`
+		Digest string          `json:"digest"`
+	}
+)

@@ -1,0 +1,140 @@
+package state
+
+import (
+	"github.com/drover-dev/drover/controlplane/api"
+	memdb "github.com/hashicorp/go-memdb"
+)
+
+// Reads take a memdb.WatchSet, which may be nil. When it is not, every
+// channel that fires on a change to what the read returned is added to it,
+// so a blocking query can wait for exactly the changes that matter to it.
+// Objects returned are shared with the store: never modify them.
+
+func getAll[T any](s *Store, ws memdb.WatchSet, table, index string, args ...any) []T {
+	tx := s.read(ws)
+	it, err := tx.Get(table, index, args...)
+	if err != nil {
+		panic(err) // unknown table or index: a bug
+	}
+	ws.Add(it.WatchCh())
+	var out []T
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		out = append(out, obj.(T))
+	}
+	return out
+}
+
+func getOne[T any](s *Store, ws memdb.WatchSet, table, id string) (T, bool) {
+	tx := s.read(ws)
+	ch, obj, err := tx.FirstWatch(table, "id", id)
+	if err != nil {
+		panic(err)
+	}
+	ws.Add(ch)
+	v, ok := obj.(T)
+	return v, ok
+}
+
+// TableIndex returns the last Raft index that changed any of tables.
+func (s *Store) TableIndex(ws memdb.WatchSet, tables ...string) uint64 {
+	var max uint64
+	for _, t := range tables {
+		if ti, ok := getOne[*tableIndex](s, ws, tabIndex, t); ok && ti.Index > max {
+			max = ti.Index
+		}
+	}
+	return max
+}
+
+// Host returns one host.
+func (s *Store) Host(ws memdb.WatchSet, id string) (*api.Host, bool) {
+	return getOne[*api.Host](s, ws, tabHosts, id)
+}
+
+// Hosts returns every host in ID order and the index of the last change.
+func (s *Store) Hosts(ws memdb.WatchSet) ([]*api.Host, uint64) {
+	return getAll[*api.Host](s, ws, tabHosts, "id"), s.TableIndex(nil, tabHosts)
+}
+
+// Token returns one join token.
+func (s *Store) Token(id string) (*api.Token, bool) { return getOne[*api.Token](s, nil, tabTokens, id) }
+
+// Blob returns one blob's record.
+func (s *Store) Blob(digest string) (*api.Blob, bool) {
+	return getOne[*api.Blob](s, nil, tabBlobs, digest)
+}
+
+// Release returns one release.
+func (s *Store) Release(id string) (*api.Release, bool) {
+	return getOne[*api.Release](s, nil, tabReleases, id)
+}
+
+// Releases returns every release in ID order and the index of the last change.
+func (s *Store) Releases(ws memdb.WatchSet) ([]*api.Release, uint64) {
+	return getAll[*api.Release](s, ws, tabReleases, "id"), s.TableIndex(nil, tabReleases)
+}
+
+// Rollout returns one rollout.
+func (s *Store) Rollout(ws memdb.WatchSet, id string) (*api.Rollout, bool) {
+	return getOne[*api.Rollout](s, ws, tabRollouts, id)
+}
+
+// Rollouts returns every rollout in ID order and the index of the last change.
+func (s *Store) Rollouts(ws memdb.WatchSet) ([]*api.Rollout, uint64) {
+	return getAll[*api.Rollout](s, ws, tabRollouts, "id"), s.TableIndex(nil, tabRollouts)
+}
+
+// RunningRollouts returns the rollouts the engine must drive.
+func (s *Store) RunningRollouts(ws memdb.WatchSet) []*api.Rollout {
+	return getAll[*api.Rollout](s, ws, tabRollouts, "state", api.RolloutRunning)
+}
+
+// RolloutHosts returns a rollout's deployments in target order.
+func (s *Store) RolloutHosts(ws memdb.WatchSet, r *api.Rollout) []*api.Deployment {
+	byHost := map[string]*api.Deployment{}
+	for _, d := range getAll[*api.Deployment](s, ws, tabDeployments, "rollout", r.ID) {
+		byHost[d.Host] = d
+	}
+	out := make([]*api.Deployment, 0, len(r.Targets))
+	for _, h := range r.Targets {
+		if d := byHost[h]; d != nil {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// HostDeployments returns every deployment of a host, oldest first.
+func (s *Store) HostDeployments(ws memdb.WatchSet, host string) []*api.Deployment {
+	return getAll[*api.Deployment](s, ws, tabDeployments, "host", host)
+}
+
+// TrustPolicies returns every trust policy and the index of the last change.
+func (s *Store) TrustPolicies(ws memdb.WatchSet) ([]*api.TrustPolicy, uint64) {
+	return getAll[*api.TrustPolicy](s, ws, tabTrust, "id"), s.TableIndex(nil, tabTrust)
+}
+
+// Desired is what one host should be doing: its deployments in flight.
+type Desired struct {
+	Index       uint64
+	Deployments []*api.Deployment
+	Trust       []*api.TrustPolicy
+}
+
+// DesiredFor returns a host's desired state. Its Index is the highest
+// ModifyIndex among the host's deployments and the trust policies, so it
+// changes exactly when something the agent acts on changes.
+func (s *Store) DesiredFor(ws memdb.WatchSet, host string) Desired {
+	var d Desired
+	for _, dep := range s.HostDeployments(ws, host) {
+		d.Index = max(d.Index, dep.ModifyIndex)
+		if dep.State.InFlight() {
+			d.Deployments = append(d.Deployments, dep)
+		}
+	}
+	d.Trust, _ = s.TrustPolicies(ws)
+	for _, p := range d.Trust {
+		d.Index = max(d.Index, p.ModifyIndex)
+	}
+	return d
+}

@@ -1,0 +1,54 @@
+package state
+
+import memdb "github.com/hashicorp/go-memdb"
+
+// Table names.
+const (
+	tabHosts       = "hosts"
+	tabTokens      = "tokens"
+	tabBlobs       = "blobs"
+	tabReleases    = "releases"
+	tabRollouts    = "rollouts"
+	tabDeployments = "deployments"
+	tabTrust       = "trust"
+	tabIdempotent  = "idempotent"
+	tabIndex       = "index"
+)
+
+func idIndex(field string) *memdb.IndexSchema {
+	return &memdb.IndexSchema{Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: field}}
+}
+
+func fieldIndex(name, field string) *memdb.IndexSchema {
+	return &memdb.IndexSchema{Name: name, Indexer: &memdb.StringFieldIndex{Field: field}}
+}
+
+func table(name, idField string, extra ...*memdb.IndexSchema) *memdb.TableSchema {
+	t := &memdb.TableSchema{Name: name, Indexes: map[string]*memdb.IndexSchema{"id": idIndex(idField)}}
+	for _, ix := range extra {
+		t.Indexes[ix.Name] = ix
+	}
+	return t
+}
+
+func schema() *memdb.DBSchema {
+	tables := []*memdb.TableSchema{
+		table(tabHosts, "ID"),
+		table(tabTokens, "ID"),
+		table(tabBlobs, "Digest"),
+		table(tabReleases, "ID", fieldIndex("app", "App")),
+		table(tabRollouts, "ID", fieldIndex("state", "State")),
+		table(tabDeployments, "ID", fieldIndex("host", "Host"), fieldIndex("rollout", "Rollout")),
+		table(tabTrust, "App"),
+		table(tabIdempotent, "Key"),
+		table(tabIndex, "Table"),
+	}
+	s := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{}}
+	for _, t := range tables {
+		s.Tables[t.Name] = t
+	}
+	return s
+}
+
+// snapshotTables is every table, in the order snapshots write them.
+var snapshotTables = []string{tabHosts, tabTokens, tabBlobs, tabReleases, tabRollouts, tabDeployments, tabTrust, tabIdempotent, tabIndex}

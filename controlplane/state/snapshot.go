@@ -1,0 +1,132 @@
+package state
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/drover-dev/drover/controlplane/api"
+
+	memdb "github.com/hashicorp/go-memdb"
+)
+
+// snapshotVersion is written first in every snapshot; Restore refuses others.
+const snapshotVersion = 1
+
+// record is one object in a snapshot stream.
+type record struct {
+	Table string          `json:"t"`
+	Value json.RawMessage `json:"v"`
+}
+
+// Snapshot is a point-in-time copy of the state, cheap to take (memdb is
+// immutable underneath) and written out later, off the Apply path.
+type Snapshot struct {
+	tx *memdb.Txn
+}
+
+// Snapshot captures the current state.
+func (s *Store) Snapshot() *Snapshot {
+	db, _ := s.current()
+	return &Snapshot{tx: db.Snapshot().Txn(false)}
+}
+
+// Persist streams the snapshot as JSON lines: a header, then one record per
+// object, table by table in a fixed order.
+func (sn *Snapshot) Persist(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	if err := enc.Encode(map[string]int{"drover_snapshot": snapshotVersion}); err != nil {
+		return err
+	}
+	for _, table := range snapshotTables {
+		it, err := sn.tx.Get(table, "id")
+		if err != nil {
+			return fmt.Errorf("cannot read table %s: %w", table, err)
+		}
+		for obj := it.Next(); obj != nil; obj = it.Next() {
+			v, err := json.Marshal(obj)
+			if err != nil {
+				return fmt.Errorf("cannot encode %s object: %w", table, err)
+			}
+			if err := enc.Encode(record{Table: table, Value: v}); err != nil {
+				return err
+			}
+		}
+	}
+	return bw.Flush()
+}
+
+// Restore replaces the whole state with a snapshot written by Persist. The
+// new state is built aside and swapped in at once; blocking queries on the
+// old state are woken.
+func (s *Store) Restore(r io.Reader) error {
+	dec := json.NewDecoder(bufio.NewReader(r))
+	var header map[string]int
+	if err := dec.Decode(&header); err != nil {
+		return fmt.Errorf("cannot read snapshot header: %w", err)
+	}
+	if v := header["drover_snapshot"]; v != snapshotVersion {
+		return fmt.Errorf("snapshot version %d is not supported (want %d)", v, snapshotVersion)
+	}
+	fresh := NewStore()
+	tx := fresh.db.Txn(true)
+	defer tx.Abort()
+	for {
+		var rec record
+		err := dec.Decode(&rec)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("cannot read snapshot record: %w", err)
+		}
+		obj, err := decodeObject(rec)
+		if err != nil {
+			return err
+		}
+		if err := tx.Insert(rec.Table, obj); err != nil {
+			return fmt.Errorf("cannot restore %s object: %w", rec.Table, err)
+		}
+	}
+	tx.Commit()
+
+	s.mu.Lock()
+	old := s.abandon
+	s.db, s.abandon = fresh.db, fresh.abandon
+	s.mu.Unlock()
+	close(old)
+	return nil
+}
+
+func decodeObject(rec record) (any, error) {
+	var obj any
+	switch rec.Table {
+	case tabHosts:
+		obj = new(api.Host)
+	case tabTokens:
+		obj = new(api.Token)
+	case tabBlobs:
+		obj = new(api.Blob)
+	case tabReleases:
+		obj = new(api.Release)
+	case tabRollouts:
+		obj = new(api.Rollout)
+	case tabDeployments:
+		obj = new(api.Deployment)
+	case tabTrust:
+		obj = new(api.TrustPolicy)
+	case tabIdempotent:
+		obj = new(idempotent)
+	case tabIndex:
+		obj = new(tableIndex)
+	default:
+		return nil, fmt.Errorf("snapshot has unknown table %q", rec.Table)
+	}
+	if err := json.Unmarshal(rec.Value, obj); err != nil {
+		return nil, fmt.Errorf("cannot decode %s object: %w", rec.Table, err)
+	}
+	return obj, nil
+}

@@ -1,0 +1,320 @@
+// Package testcluster starts a real drover cluster inside one test
+// process: servers with Raft logs on disk and mutual TLS on loopback, an
+// admin client, and agents each in a directory of their own. Nothing is
+// mocked; tests get the same components a deployment runs.
+package testcluster
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/drover-dev/drover/agent"
+	"github.com/drover-dev/drover/artifacts"
+	"github.com/drover-dev/drover/controlplane"
+	"github.com/drover-dev/drover/controlplane/api"
+	"github.com/drover-dev/drover/controlplane/bootstrap"
+	"github.com/drover-dev/drover/controlplane/client"
+)
+
+// Cluster is a running test cluster.
+type Cluster struct {
+	t       testing.TB
+	Dir     string
+	Log     *slog.Logger
+	Boot    *bootstrap.Cluster
+	IDs     []string
+	Servers []*controlplane.Server // nil while stopped
+	Admin   *client.Client
+
+	mu     sync.Mutex
+	agents []*Agent
+}
+
+// Start creates and starts n servers and waits for a leader.
+func Start(t testing.TB, n int) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t, Dir: t.TempDir(), Log: Logger(t)}
+	var specs []bootstrap.Server
+	for i := range n {
+		id := "s" + string(rune('1'+i))
+		c.IDs = append(c.IDs, id)
+		specs = append(specs, bootstrap.Server{ID: id, APIAddr: freeAddr(t), RaftAddr: freeAddr(t)})
+	}
+	boot, err := bootstrap.Write(bootstrap.Plan{Dir: c.Dir, Servers: specs, Now: time.Now()})
+	if err != nil {
+		t.Fatalf("bootstrap: %v", err)
+	}
+	c.Boot = boot
+	c.Servers = make([]*controlplane.Server, n)
+	for i := range n {
+		c.StartServer(i)
+	}
+	cfg, err := client.LoadConfig(boot.AdminConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Admin, err = cfg.Client(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.stop)
+	c.Leader()
+	return c
+}
+
+// StartServer starts (or restarts, with its data) server i.
+func (c *Cluster) StartServer(i int) *controlplane.Server {
+	c.t.Helper()
+	cfg, err := controlplane.LoadConfig(c.Boot.ServerConfigs[c.IDs[i]])
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var s *controlplane.Server
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s, err = controlplane.New(cfg, controlplane.Options{Logger: c.Log})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) { // the ports of a stopped server may take a moment to free
+			c.t.Fatalf("server %s did not start: %v", cfg.ID, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.Servers[i] = s
+	return s
+}
+
+// StopServer stops server i, keeping its data.
+func (c *Cluster) StopServer(i int) {
+	if s := c.Servers[i]; s != nil {
+		_ = s.Close()
+		c.Servers[i] = nil
+	}
+}
+
+// Leader waits for a leader among the running servers and returns its index.
+func (c *Cluster) Leader() int {
+	c.t.Helper()
+	leader := -1
+	WaitFor(c.t, 20*time.Second, "a leader", func() bool {
+		for i, s := range c.Servers {
+			if s != nil && s.IsLeader() {
+				leader = i
+				return true
+			}
+		}
+		return false
+	})
+	return leader
+}
+
+// Token creates a join token for agents with labels.
+func (c *Cluster) Token(labels map[string]string, uses int) string {
+	c.t.Helper()
+	var tok api.TokenResponse
+	_, err := c.Admin.Do(context.Background(), client.Request{Method: "POST", Path: api.PathTokens,
+		JSON: api.TokenRequest{Labels: labels, TTL: "1h", Uses: uses}}, &tok)
+	if err != nil {
+		c.t.Fatalf("create token: %v", err)
+	}
+	return tok.Token
+}
+
+// Agent is an agent running in the test process.
+type Agent struct {
+	Name   string
+	Dir    string
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// StartAgent enrolls an agent (first time only) and runs it until Stop or
+// the end of the test.
+func (c *Cluster) StartAgent(name, dir, token string) *Agent {
+	c.t.Helper()
+	if dir == "" {
+		dir = filepath.Join(c.Dir, "hosts", name)
+	}
+	ctx := context.Background()
+	if token != "" {
+		server := "https://" + c.liveServerAddr()
+		if err := agent.Enroll(ctx, agent.EnrollOptions{Dir: dir, Server: server, Token: token, Name: name}); err != nil {
+			c.t.Fatalf("enroll %s: %v", name, err)
+		}
+	}
+	a, err := agent.New(agent.Config{Dir: dir, Version: "test", PollWait: 5 * time.Second, Logger: c.Log})
+	if err != nil {
+		c.t.Fatalf("agent %s: %v", name, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	h := &Agent{Name: name, Dir: dir, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(h.done)
+		defer a.Close()
+		_ = a.Run(ctx)
+	}()
+	c.mu.Lock()
+	c.agents = append(c.agents, h)
+	c.mu.Unlock()
+	return h
+}
+
+// Stop stops the agent and waits for it.
+func (a *Agent) Stop() {
+	a.cancel()
+	<-a.done
+}
+
+func (c *Cluster) liveServerAddr() string {
+	for _, s := range c.Servers {
+		if s != nil {
+			return s.APIAddr()
+		}
+	}
+	c.t.Fatal("no server running")
+	return ""
+}
+
+func (c *Cluster) stop() {
+	c.mu.Lock()
+	agents := c.agents
+	c.mu.Unlock()
+	for _, a := range agents {
+		a.Stop()
+	}
+	if c.Admin != nil {
+		c.Admin.Close()
+	}
+	for i := range c.Servers {
+		c.StopServer(i)
+	}
+}
+
+// WaitFor polls cond until it holds or the timeout passes.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Logger sends slog output to the test log.
+func Logger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+func freeAddr(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// Publish packs files (path -> content; a path ending in "*" is made
+// executable, without the star) as name@version with the health checks,
+// signs it with the secret key file, uploads it and records the release.
+func (c *Cluster) Publish(name, version string, files map[string]string, checks []artifacts.HealthCheck, keyPath string) *artifacts.Manifest {
+	c.t.Helper()
+	src := c.t.TempDir()
+	for p, content := range files {
+		mode := os.FileMode(0o644)
+		if strings.HasSuffix(p, "*") {
+			p, mode = strings.TrimSuffix(p, "*"), 0o755
+		}
+		full := filepath.Join(src, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			c.t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), mode); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	payload := filepath.Join(c.t.TempDir(), name+"-"+version+".tar.gz")
+	f, err := os.Create(payload)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := artifacts.Pack(src, f); err != nil {
+		c.t.Fatal(err)
+	}
+	f.Close()
+	m, err := artifacts.NewManifest(name, version, payload, checks)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	body, err := m.Canonical()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	key, err := artifacts.LoadSecretKey(keyPath, "")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := c.Admin.PushBlob(ctx, payload); err != nil {
+		c.t.Fatalf("push payload: %v", err)
+	}
+	if _, err := c.Admin.CreateRelease(ctx, body, [][]byte{artifacts.Sign(key, body, "test")}); err != nil {
+		c.t.Fatalf("create release: %v", err)
+	}
+	return m
+}
+
+// SigningKey makes a minisign key pair in a temporary directory, sets it
+// as the trust policy of every application, and returns the secret key's
+// path.
+func (c *Cluster) SigningKey() string {
+	c.t.Helper()
+	pub, sec, err := artifacts.GenerateKey("")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	dir := c.t.TempDir()
+	keyPath := filepath.Join(dir, "release.key")
+	if err := os.WriteFile(keyPath, sec, 0o600); err != nil {
+		c.t.Fatal(err)
+	}
+	pk, err := artifacts.ParsePublicKey(pub)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	policy := artifacts.Policy{App: artifacts.AnyApp, Keys: []string{pk.String()}, Threshold: 1}
+	if err := c.Admin.SetTrust(context.Background(), policy); err != nil {
+		c.t.Fatalf("set trust: %v", err)
+	}
+	return keyPath
+}
+
+// WaitRollout waits until the rollout's state is one of states and
+// returns its last status.
+func (c *Cluster) WaitRollout(id string, timeout time.Duration, states ...string) *api.RolloutStatus {
+	c.t.Helper()
+	var st *api.RolloutStatus
+	WaitFor(c.t, timeout, "rollout "+id+" to reach "+strings.Join(states, "|"), func() bool {
+		var err error
+		st, _, err = c.Admin.Rollout(context.Background(), id, 0, "")
+		if err != nil {
+			return false
+		}
+		for _, s := range states {
+			if st.Rollout.State == s {
+				return true
+			}
+		}
+		return false
+	})
+	return st
+}
