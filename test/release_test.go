@@ -58,11 +58,11 @@ func (f *fleet) rollout(t *testing.T, release, waves string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := f.Admin.CreateRollout(context.Background(), api.RolloutRequest{Release: release, Plan: deploy.Plan{Waves: w}})
+	created, err := f.Admin.CreateRollout(context.Background(), api.RolloutRequest{Release: release, Plan: deploy.Plan{Waves: w}})
 	if err != nil {
 		t.Fatalf("create rollout: %v", err)
 	}
-	return id
+	return created.ID
 }
 
 // current returns the version an agent's current link points at.

@@ -46,15 +46,18 @@ func (c *Client) SetTrust(ctx context.Context, p artifacts.Policy) error {
 	return err
 }
 
-// CreateRollout starts a rollout and returns its ID.
-func (c *Client) CreateRollout(ctx context.Context, req api.RolloutRequest) (string, error) {
+// CreateRollout starts a rollout and returns its ID and the Raft index
+// that created it (pass it to Rollout to read your own write from any
+// server).
+func (c *Client) CreateRollout(ctx context.Context, req api.RolloutRequest) (*api.Created, error) {
 	var out api.Created
 	_, err := c.Do(ctx, Request{Method: http.MethodPost, Path: api.PathRollouts, JSON: req}, &out)
-	return out.ID, err
+	return &out, err
 }
 
 // Rollout returns a rollout and its hosts. With index > 0 it blocks until
-// something newer than index exists or wait passes.
+// something newer than index exists or wait passes; a server that has not
+// yet applied the rollout's creation waits for it the same way.
 func (c *Client) Rollout(ctx context.Context, id string, index uint64, wait string) (*api.RolloutStatus, uint64, error) {
 	q := url.Values{}
 	if index > 0 {

@@ -1,0 +1,28 @@
+# drover — build, demo and test. `make help` lists the targets.
+
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+BIN      := bin
+
+.PHONY: help build demo test vet race e2e clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+build: ## build bin/drover and bin/drover-agent
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/drover ./cmd/drover-agent
+
+demo: build ## run the demo: 3 servers, 5 agents, a signed release rolled out in waves
+	$(BIN)/drover demo
+
+test: vet ## vet, then run every test with the race detector
+	$(GO) test -race -count=1 ./...
+
+vet: ## go vet and gofmt
+	$(GO) vet ./...
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+clean: ## remove built binaries
+	rm -rf $(BIN)

@@ -1,0 +1,127 @@
+// Command drover-agent runs on every host: it enrolls with the control
+// plane, reports the host's inventory, and applies the releases it is told
+// to install, reverting any that fail their health checks.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/drover-dev/drover/agent"
+)
+
+// version is set at build time with -ldflags -X.
+var version = "dev"
+
+const usage = `drover-agent: applies drover releases on this host.
+
+Usage:
+  drover-agent enroll --server URL --token TOKEN [--dir DIR] [--name NAME]
+  drover-agent run [--dir DIR] [--server URL --token TOKEN --name NAME]
+  drover-agent version
+
+Examples:
+  drover-agent enroll --server https://10.0.0.1:7400 --token drv1.abc...
+  drover-agent run --dir /var/lib/drover
+
+run enrolls first when the directory is not enrolled and --token is given.
+Exit codes: 0 success, 1 runtime error, 2 usage or configuration error.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+type options struct {
+	dir, server, token, name, logLevel string
+	pollWait                           time.Duration
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, usage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	if args[0] == "version" {
+		fmt.Fprintf(stdout, "drover-agent %s\n", version)
+		return 0
+	}
+	var o options
+	fs := flag.NewFlagSet("drover-agent "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	hostname, _ := os.Hostname()
+	fs.StringVar(&o.dir, "dir", "/var/lib/drover", "the agent's directory")
+	fs.StringVar(&o.server, "server", "", "URL of any server, for enrollment")
+	fs.StringVar(&o.token, "token", os.Getenv("DROVER_JOIN_TOKEN"), "join token, for enrollment (or $DROVER_JOIN_TOKEN)")
+	fs.StringVar(&o.name, "name", hostname, "host name to enroll as")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.DurationVar(&o.pollWait, "poll-wait", 60*time.Second, "how long a long poll waits for a change")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		fmt.Fprintf(stderr, "error: --log-level %q: allowed values are debug, info, warn, error\n", o.logLevel)
+		return 2
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	var err error
+	switch args[0] {
+	case "enroll":
+		err = enroll(ctx, o)
+		if err == nil {
+			fmt.Fprintf(stderr, "enrolled as %s; start the agent with: drover-agent run --dir %s\n", o.name, o.dir)
+		}
+	case "run":
+		err = runAgent(ctx, o, logger)
+	default:
+		fmt.Fprintf(stderr, "error: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "error:", err)
+		var ue usageError
+		if errors.As(err, &ue) || errors.Is(err, agent.ErrNotEnrolled) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+type usageError struct{ error }
+
+func enroll(ctx context.Context, o options) error {
+	if o.server == "" || o.token == "" {
+		return usageError{errors.New("enroll needs --server and --token")}
+	}
+	return agent.Enroll(ctx, agent.EnrollOptions{Dir: o.dir, Server: o.server, Token: o.token, Name: o.name})
+}
+
+func runAgent(ctx context.Context, o options, logger *slog.Logger) error {
+	if _, err := os.Stat(o.dir + "/agent.json"); err != nil && o.token != "" {
+		if err := enroll(ctx, o); err != nil {
+			return err
+		}
+	}
+	a, err := agent.New(agent.Config{Dir: o.dir, Version: version, PollWait: o.pollWait, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	return a.Run(ctx)
+}

@@ -1,0 +1,246 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/drover-dev/drover/artifacts"
+	"github.com/drover-dev/drover/controlplane/api"
+	"github.com/drover-dev/drover/controlplane/client"
+	"github.com/drover-dev/drover/inventory"
+)
+
+func (a *app) hostCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "host", Short: "Enrolled hosts"}
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "List enrolled hosts with their releases and system facts",
+		Example: `  drover host list
+  drover host list -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var hosts []*api.Host
+			if err := a.get(cmd, api.PathHosts, &hosts); err != nil {
+				return err
+			}
+			return a.printOut(hosts, hostTable(hosts))
+		},
+	}
+	cmd.AddCommand(list)
+	return cmd
+}
+
+// hostTable prints hosts with their releases and main system facts.
+func hostTable(hosts []*api.Host) func(w io.Writer) {
+	return func(w io.Writer) {
+		row(w, "HOST", "LABELS", "RELEASES", "OS", "CPUS", "MEMORY", "AGENT", "LAST REPORT")
+		for _, h := range hosts {
+			var sys inventory.System
+			_ = json.Unmarshal(h.Inventory, &sys)
+			osName := strings.TrimSpace(sys.OperatingSystem.Name + " " + sys.OperatingSystem.Version)
+			mem, cpus := "", ""
+			if sys.MemorySummary.TotalSystemMemoryGiB > 0 {
+				mem = fmt.Sprintf("%.1f GiB", sys.MemorySummary.TotalSystemMemoryGiB)
+			}
+			if n := sys.ProcessorSummary.LogicalProcessorCount; n > 0 {
+				cpus = fmt.Sprint(n)
+			}
+			row(w, h.ID, dash(api.FormatLabels(h.Labels)), dash(api.FormatLabels(h.Releases)), dash(osName), dash(cpus), dash(mem), dash(sys.AgentVersion), ago(h.LastReport))
+		}
+	}
+}
+
+func (a *app) inventoryCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "inventory", Short: "Export the fleet's inventory for the CMDB"}
+	var format, out string
+	export := &cobra.Command{
+		Use:   "export [--format csv] [-f FILE]",
+		Short: "Export the inventory",
+		Long: `Export every host's inventory. CSV has one row per host with stable
+columns (see docs/cmdb.md), quoted per RFC 4180, with cells that a
+spreadsheet would run as a formula neutralised.`,
+		Example: `  drover inventory export --format csv > fleet.csv
+  drover inventory export --format csv --file fleet.csv`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if format != "csv" {
+				return usageErr("--format %q: allowed values are csv", format)
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			w := a.stdout
+			if out != "" {
+				f, err := os.CreateTemp(".", ".export-*")
+				if err != nil {
+					return err
+				}
+				defer os.Remove(f.Name())
+				defer f.Close()
+				if err := c.Export(cmd.Context(), format, f); err != nil {
+					return err
+				}
+				if err := f.Close(); err != nil {
+					return err
+				}
+				return os.Rename(f.Name(), out)
+			}
+			return c.Export(cmd.Context(), format, w)
+		},
+	}
+	export.Flags().StringVar(&format, "format", "csv", "csv")
+	export.Flags().StringVarP(&out, "file", "f", "", "write to FILE instead of standard output")
+	cmd.AddCommand(export)
+	return cmd
+}
+
+func (a *app) tokenCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "token", Short: "Join tokens for enrolling agents"}
+	var labels, ttl string
+	var uses int
+	create := &cobra.Command{
+		Use:   "create [--labels k=v,...] [--ttl 24h] [--uses 1]",
+		Short: "Create a join token",
+		Long: `Create a join token. Hosts that enroll with it get its labels. It expires
+after --ttl and can be used --uses times. The token also carries the
+cluster CA's fingerprint, so the agent can check it talks to this cluster.
+It is shown once: the servers keep only a hash of its secret.`,
+		Example: `  drover token create --labels env=prod,site=berlin --ttl 24h
+  drover-agent enroll --server https://10.0.0.1:7400 --token "$(drover token create --uses 50)"`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l, err := api.ParseLabels(labels)
+			if err != nil {
+				return &exitErr{code: exitUsage, err: fmt.Errorf("--labels: %w", err)}
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			var tok api.TokenResponse
+			if _, err := c.Do(cmd.Context(), client.Request{Method: "POST", Path: api.PathTokens,
+				JSON: api.TokenRequest{Labels: l, TTL: ttl, Uses: uses}}, &tok); err != nil {
+				return err
+			}
+			fmt.Fprintln(a.stdout, tok.Token)
+			fmt.Fprintf(a.stderr, "token %s expires %s, %d use(s)\n", tok.ID, tok.ExpiresAt, uses)
+			return nil
+		},
+	}
+	create.Flags().StringVar(&labels, "labels", "", "labels of the hosts that enroll: key=value,...")
+	create.Flags().StringVar(&ttl, "ttl", "24h", "lifetime")
+	create.Flags().IntVar(&uses, "uses", 1, "how many hosts may enroll with it")
+	cmd.AddCommand(create)
+	return cmd
+}
+
+func (a *app) trustCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "trust", Short: "Trust policies: whose signatures a release needs"}
+	var app string
+	var pubkeys []string
+	var threshold int
+	set := &cobra.Command{
+		Use:   "set --app APP --pubkey FILE.pub [--pubkey ...] [--threshold K]",
+		Short: "Set the signers of an application",
+		Long: `Set the trust policy of an application ("*" for every application without
+its own): the minisign public keys whose signatures count, and how many
+distinct ones a release needs. Agents pin the policy of an application the
+first time they see it and check every release against it themselves.`,
+		Example: `  drover trust set --app '*' --pubkey release.pub
+  drover trust set --app web --pubkey alice.pub --pubkey bob.pub --threshold 2`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p := artifacts.Policy{App: app, Threshold: threshold}
+			for _, path := range pubkeys {
+				b, err := os.ReadFile(path)
+				if err != nil {
+					return err
+				}
+				k, err := artifacts.ParsePublicKey(b)
+				if err != nil {
+					return &exitErr{code: exitUsage, err: fmt.Errorf("%s: %w", path, err)}
+				}
+				p.Keys = append(p.Keys, k.String())
+			}
+			if err := p.Validate(); err != nil {
+				return &exitErr{code: exitUsage, err: err}
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			return c.SetTrust(cmd.Context(), p)
+		},
+	}
+	set.Flags().StringVar(&app, "app", artifacts.AnyApp, "application name, or * for all")
+	set.Flags().StringArrayVar(&pubkeys, "pubkey", nil, "minisign public key file (repeatable)")
+	set.Flags().IntVar(&threshold, "threshold", 1, "signatures needed from distinct keys")
+	show := &cobra.Command{
+		Use:     "show",
+		Short:   "Show the trust policies",
+		Example: `  drover trust show -o json`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var ps []artifacts.Policy
+			if err := a.get(cmd, api.PathTrust, &ps); err != nil {
+				return err
+			}
+			return a.printOut(ps, func(w io.Writer) {
+				row(w, "APP", "THRESHOLD", "KEYS")
+				for _, p := range ps {
+					row(w, p.App, p.Threshold, strings.Join(keyIDs(p.Keys), ","))
+				}
+			})
+		},
+	}
+	cmd.AddCommand(set, show)
+	return cmd
+}
+
+func keyIDs(keys []string) []string {
+	var out []string
+	for _, k := range keys {
+		if pk, err := artifacts.ParsePublicKey([]byte(k)); err == nil {
+			out = append(out, fmt.Sprintf("%X", pk.ID()))
+		}
+	}
+	return out
+}
+
+func (a *app) clusterCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "cluster", Short: "The control plane's servers"}
+	status := &cobra.Command{
+		Use:     "status",
+		Short:   "Show the servers, the leader and the Raft indexes",
+		Example: `  drover cluster status`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var st api.ClusterStatus
+			if err := a.get(cmd, api.PathClusterStatus, &st); err != nil {
+				return err
+			}
+			return a.printOut(st, func(w io.Writer) {
+				row(w, "SERVER", "API", "RAFT", "SUFFRAGE", "LEADER")
+				for _, s := range st.Servers {
+					leader := ""
+					if s.Leader {
+						leader = "*"
+					}
+					row(w, s.ID, s.API, s.Raft, s.Suffrage, leader)
+				}
+				fmt.Fprintf(w, "\ncommit index %d, applied %d (as seen by the server that answered)\n", st.CommitIndex, st.AppliedIndex)
+			})
+		},
+	}
+	cmd.AddCommand(status)
+	return cmd
+}

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/drover-dev/drover/artifacts"
+	"github.com/drover-dev/drover/controlplane/api"
+	"github.com/drover-dev/drover/controlplane/bootstrap"
+	"github.com/drover-dev/drover/controlplane/client"
+	"github.com/drover-dev/drover/pki"
+)
+
+// devCluster is a local cluster of real processes: three `drover server`
+// and N `drover-agent`, each agent with a directory standing for its host,
+// all state under one directory.
+type devCluster struct {
+	dir      string
+	boot     *bootstrap.Cluster
+	admin    *client.Client
+	key      string // secret key trusted for every application
+	procs    []*exec.Cmd
+	agentDir []string
+	logf     func(format string, args ...any)
+}
+
+// startDevCluster starts the servers, trusts a fresh signing key, and
+// starts the agents with a join token.
+func startDevCluster(ctx context.Context, dir string, agents int, logf func(string, ...any)) (_ *devCluster, err error) {
+	d := &devCluster{dir: dir, logf: logf}
+	defer func() {
+		if err != nil {
+			d.stop()
+		}
+	}()
+	agentBin, err := siblingBinary("drover-agent")
+	if err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	var specs []bootstrap.Server
+	for i := 1; i <= 3; i++ {
+		apiAddr, raftAddr := freePort(), freePort()
+		if apiAddr == "" || raftAddr == "" {
+			return nil, errors.New("no free port on 127.0.0.1")
+		}
+		specs = append(specs, bootstrap.Server{ID: "s" + strconv.Itoa(i), APIAddr: apiAddr, RaftAddr: raftAddr})
+	}
+	if d.boot, err = bootstrap.Write(bootstrap.Plan{Dir: dir, Name: "dev", Servers: specs, Now: time.Now()}); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
+		return nil, err
+	}
+	for _, s := range specs {
+		if err := d.spawn(s.ID, self, "server", "--config", d.boot.ServerConfigs[s.ID]); err != nil {
+			return nil, err
+		}
+	}
+	logf("started 3 servers: %s, %s, %s", specs[0].APIAddr, specs[1].APIAddr, specs[2].APIAddr)
+	cfg, err := client.LoadConfig(d.boot.AdminConfig)
+	if err != nil {
+		return nil, err
+	}
+	if d.admin, err = cfg.Client(); err != nil {
+		return nil, err
+	}
+	if err := d.waitLeader(ctx); err != nil {
+		return nil, err
+	}
+	if err := d.trustNewKey(ctx); err != nil {
+		return nil, err
+	}
+	var tok api.TokenResponse
+	if _, err := d.admin.Do(ctx, client.Request{Method: "POST", Path: api.PathTokens,
+		JSON: api.TokenRequest{Labels: map[string]string{"env": "dev"}, TTL: "1h", Uses: max(agents, 1)}}, &tok); err != nil {
+		return nil, fmt.Errorf("cannot create a join token: %w", err)
+	}
+	server := "https://" + specs[0].APIAddr
+	for i := 1; i <= agents; i++ {
+		name := fmt.Sprintf("host-%d", i)
+		hostDir := filepath.Join(dir, "hosts", name)
+		d.agentDir = append(d.agentDir, hostDir)
+		if err := d.spawn(name, agentBin, "run", "--dir", hostDir, "--name", name, "--server", server, "--token", tok.Token, "--poll-wait", "20s"); err != nil {
+			return nil, err
+		}
+	}
+	if err := d.waitHosts(ctx, agents); err != nil {
+		return nil, err
+	}
+	logf("started %d agents; each has a directory under %s", agents, filepath.Join(dir, "hosts"))
+	return d, nil
+}
+
+// spawn starts a process with its output in logs/NAME.log.
+func (d *devCluster) spawn(name, bin string, args ...string) error {
+	logFile, err := os.Create(filepath.Join(d.dir, "logs", name+".log"))
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C reaches us, and we stop them in order
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("cannot start %s: %w", name, err)
+	}
+	d.procs = append(d.procs, cmd)
+	return nil
+}
+
+func (d *devCluster) waitLeader(ctx context.Context) error {
+	return poll(ctx, 30*time.Second, "a leader", func() bool {
+		var st api.ClusterStatus
+		_, err := d.admin.Do(ctx, client.Request{Method: "GET", Path: api.PathClusterStatus}, &st)
+		return err == nil && st.Leader != ""
+	})
+}
+
+func (d *devCluster) waitHosts(ctx context.Context, n int) error {
+	return poll(ctx, 60*time.Second, fmt.Sprintf("%d agents to enroll and report", n), func() bool {
+		hosts, err := d.admin.Hosts(ctx)
+		if err != nil || len(hosts) < n {
+			return false
+		}
+		for _, h := range hosts {
+			if len(h.Inventory) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// trustNewKey makes a signing key in keys/ and trusts it for every application.
+func (d *devCluster) trustNewKey(ctx context.Context) error {
+	pub, sec, err := artifacts.GenerateKey("")
+	if err != nil {
+		return err
+	}
+	d.key = filepath.Join(d.dir, "keys", "release.key")
+	if err := os.MkdirAll(filepath.Dir(d.key), 0o700); err != nil {
+		return err
+	}
+	if err := pki.WriteFileAtomic(d.key, sec, 0o600); err != nil {
+		return err
+	}
+	if err := pki.WriteFileAtomic(filepath.Join(d.dir, "keys", "release.pub"), pub, 0o644); err != nil {
+		return err
+	}
+	pk, err := artifacts.ParsePublicKey(pub)
+	if err != nil {
+		return err
+	}
+	return d.admin.SetTrust(ctx, artifacts.Policy{App: artifacts.AnyApp, Keys: []string{pk.String()}, Threshold: 1})
+}
+
+// stop ends every process: agents first, then servers, each with SIGTERM
+// and, after a grace period, SIGKILL.
+func (d *devCluster) stop() {
+	if d.admin != nil {
+		d.admin.Close()
+	}
+	for i := len(d.procs) - 1; i >= 0; i-- {
+		p := d.procs[i]
+		_ = p.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = p.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = p.Process.Kill()
+			<-done
+		}
+	}
+	d.procs = nil
+}
+
+// siblingBinary finds another drover binary next to this one, else on PATH.
+func siblingBinary(name string) (string, error) {
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), name)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("cannot find %s next to drover or on PATH; build it with: make build", name)
+	}
+	return p, nil
+}
+
+func freePort() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return ""
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// poll checks cond until it holds, the timeout passes or ctx ends.
+func poll(ctx context.Context, timeout time.Duration, what string, cond func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %v waiting for %s", timeout, what)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil
+}
