@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"time"
+	"unicode/utf8"
 )
 
 // Limits on what a manifest may say. Every length from the network is bounded.
@@ -111,8 +112,8 @@ func (m *Manifest) Validate() error {
 	}
 	for i, hc := range m.HealthChecks {
 		field := fmt.Sprintf("health_checks[%d]", i)
-		if hc.Name == "" || len(hc.Name) > 64 {
-			return bad(field+".name", "must be 1-64 bytes")
+		if hc.Name == "" || len(hc.Name) > 64 || !utf8.ValidString(hc.Name) {
+			return bad(field+".name", "must be 1-64 bytes of UTF-8")
 		}
 		if len(hc.Command) == 0 || len(hc.Command) > maxCommandArgs {
 			return bad(field+".command", "must have 1-%d arguments", maxCommandArgs)
@@ -120,6 +121,9 @@ func (m *Manifest) Validate() error {
 		for _, a := range hc.Command {
 			if len(a) > maxArgBytes {
 				return bad(field+".command", "argument longer than %d bytes", maxArgBytes)
+			}
+			if !utf8.ValidString(a) {
+				return bad(field+".command", "argument is not valid UTF-8")
 			}
 		}
 		if hc.Timeout < 0 || time.Duration(hc.Timeout) > maxCheckTimeout {
@@ -130,6 +134,9 @@ func (m *Manifest) Validate() error {
 		for field, v := range map[string]string{"build_id": p.BuildID, "builder": p.Builder, "source_commit": p.SourceCommit} {
 			if len(v) > 256 {
 				return bad("provenance."+field, "longer than 256 bytes")
+			}
+			if !utf8.ValidString(v) {
+				return bad("provenance."+field, "not valid UTF-8")
 			}
 		}
 	}
@@ -164,7 +171,8 @@ func ParseManifest(b []byte) (*Manifest, error) {
 	if err := dec.Decode(&m); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidManifest, err)
 	}
-	if dec.More() {
+	// Only JSON whitespace may follow. (dec.More would miss a stray '}' or ']'.)
+	if len(bytes.Trim(b[dec.InputOffset():], " \t\r\n")) != 0 {
 		return nil, fmt.Errorf("%w: trailing data after the manifest", ErrInvalidManifest)
 	}
 	if err := m.Validate(); err != nil {

@@ -50,6 +50,11 @@ func (p Policy) Validate() error {
 // distinct keys of the policy. The error says how many were found and why
 // the others failed.
 func (p Policy) Verify(message []byte, sigs [][]byte) error {
+	// Fail closed on a policy that never went through Validate: with a
+	// threshold of 0, even no signature at all would be enough.
+	if err := p.Validate(); err != nil {
+		return err
+	}
 	keys := make([]minisign.PublicKey, 0, len(p.Keys))
 	for _, k := range p.Keys {
 		pub, err := ParsePublicKey([]byte(k))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"strings"
@@ -76,6 +77,9 @@ func Unpack(r io.Reader, dir string, lim UnpackLimits) error {
 			if err := checkLinkTarget(name, hdr.Linkname); err != nil {
 				return err
 			}
+			if err := checkLinkParents(root, name); err != nil {
+				return err
+			}
 			if err := mkParent(root, name); err != nil {
 				return err
 			}
@@ -138,13 +142,48 @@ func cleanEntryName(name string) (string, error) {
 }
 
 // checkLinkTarget refuses a link that is absolute or leads above the root.
+// The check is lexical, so ".." may only lead the target: after a name,
+// which may itself be a link, ".." climbs from wherever that link points.
 func checkLinkTarget(name, target string) error {
 	if target == "" || strings.HasPrefix(target, "/") {
 		return fmt.Errorf("%w: %s: link target %q must be relative", ErrUnsafeArchive, name, target)
 	}
+	named := false
+	for _, part := range strings.Split(target, "/") {
+		switch part {
+		case "", ".":
+		case "..":
+			if named {
+				return fmt.Errorf("%w: %s: link target %q has \"..\" after a name", ErrUnsafeArchive, name, target)
+			}
+		default:
+			named = true
+		}
+	}
 	resolved := path.Join(path.Dir(name), target)
 	if resolved == ".." || strings.HasPrefix(resolved, "../") {
 		return fmt.Errorf("%w: %s: link target %q leaves the release directory", ErrUnsafeArchive, name, target)
+	}
+	return nil
+}
+
+// checkLinkParents refuses a link in a directory reached through another
+// link: checkLinkTarget resolves the target from the directory the name
+// says, and the link would be somewhere else.
+func checkLinkParents(root *os.Root, name string) error {
+	parts := strings.Split(name, "/")
+	for i := 1; i < len(parts); i++ {
+		dir := strings.Join(parts[:i], "/")
+		info, err := root.Lstat(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // the rest will be made as directories
+		}
+		if err != nil {
+			return fmt.Errorf("cannot create link %s: %w", name, err)
+		}
+		if info.Mode()&fs.ModeSymlink != 0 {
+			return fmt.Errorf("%w: %s: %s is a link", ErrUnsafeArchive, name, dir)
+		}
 	}
 	return nil
 }

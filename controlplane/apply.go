@@ -62,15 +62,17 @@ func (s *Server) writeOnce(ctx context.Context, cmd *state.Command) (state.Resul
 	if leaderID == "" {
 		return state.Result{}, errors.New("no leader known")
 	}
-	leader, ok := s.cfg.peer(string(leaderID))
+	leader, ok := s.members.lookup(string(leaderID))
 	if !ok {
-		return state.Result{}, fmt.Errorf("leader %s is not a configured peer", leaderID)
+		return state.Result{}, fmt.Errorf("leader %s is not in the server pool yet", leaderID)
 	}
 	return s.forward(ctx, leader, cmd)
 }
 
 // applyLocal stamps the leader's time into the command and proposes it.
 func (s *Server) applyLocal(cmd *state.Command) (state.Result, error) {
+	start := time.Now()
+	defer s.metrics.observeWrite(cmd.Type.String(), start)
 	cmd.Time = s.clock.Now().UTC()
 	data, err := cmd.Encode()
 	if err != nil {
@@ -92,7 +94,7 @@ func (s *Server) applyLocal(cmd *state.Command) (state.Result, error) {
 }
 
 // forward sends an encoded command to the leader's internal endpoint.
-func (s *Server) forward(ctx context.Context, leader Peer, cmd *state.Command) (state.Result, error) {
+func (s *Server) forward(ctx context.Context, leader member, cmd *state.Command) (state.Result, error) {
 	data, err := cmd.Encode()
 	if err != nil {
 		return state.Result{}, err

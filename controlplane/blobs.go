@@ -50,10 +50,10 @@ func (s *Server) putBlob(w http.ResponseWriter, r *http.Request, caller pki.Iden
 		return err
 	}
 	holders := s.replicateBlob(r.Context(), digest, size)
-	quorum := len(s.cfg.Peers)/2 + 1
-	if len(holders) < quorum {
+	voters := max(s.voters(), 1)
+	if quorum := voters/2 + 1; len(holders) < quorum {
 		return &api.Error{Code: api.CodeUnavailable, Message: fmt.Sprintf(
-			"only %d of %d servers hold the payload, %d needed; retry when more servers are up", len(holders), len(s.cfg.Peers), quorum)}
+			"only %d server(s) hold the payload, a quorum of the %d voters (%d) is needed; retry when more servers are up", len(holders), voters, quorum)}
 	}
 	if _, err := result(s.command(r, caller, state.CmdBlobRegister, state.BlobRegister{Digest: digest, Size: size, Holders: holders})); err != nil {
 		return err
@@ -81,7 +81,7 @@ func (s *Server) replicateBlob(ctx context.Context, digest string, size int64) [
 		holders = []string{s.cfg.ID}
 		wg      sync.WaitGroup
 	)
-	for _, p := range s.cfg.Peers {
+	for _, p := range s.members.alive() {
 		if p.ID == s.cfg.ID {
 			continue
 		}
@@ -101,7 +101,7 @@ func (s *Server) replicateBlob(ctx context.Context, digest string, size int64) [
 	return holders
 }
 
-func (s *Server) sendBlob(ctx context.Context, p Peer, digest string, size int64) error {
+func (s *Server) sendBlob(ctx context.Context, p member, digest string, size int64) error {
 	f, _, err := s.blobs.Open(digest)
 	if err != nil {
 		return err
@@ -189,8 +189,8 @@ func (s *Server) fetchBlob(ctx context.Context, digest string) error {
 	}
 	var errs []error
 	for _, holder := range b.Holders {
-		p, ok := s.cfg.peer(holder)
-		if !ok || holder == s.cfg.ID {
+		p, ok := s.members.lookup(holder)
+		if !ok || !p.Alive() || holder == s.cfg.ID {
 			continue
 		}
 		err := s.fetchBlobFrom(ctx, p, digest, b.Size)
@@ -203,7 +203,7 @@ func (s *Server) fetchBlob(ctx context.Context, digest string) error {
 	return &api.Error{Code: api.CodeUnavailable, Message: fmt.Sprintf("blob %s: no server could provide it: %v", digest, errors.Join(errs...))}
 }
 
-func (s *Server) fetchBlobFrom(ctx context.Context, p Peer, digest string, size int64) error {
+func (s *Server) fetchBlobFrom(ctx context.Context, p member, digest string, size int64) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, peerURL(p)+api.PathInternalBlobs+digest, nil)
 	if err != nil {
 		return err

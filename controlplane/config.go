@@ -2,11 +2,13 @@ package controlplane
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -29,10 +31,24 @@ type Config struct {
 	// RaftAddr is host:port for Raft traffic between servers.
 	RaftAddr string `yaml:"raft_addr"`
 
-	// Peers lists every server of the initial cluster, this one included.
-	// A server that starts with an empty DataDir bootstraps the cluster
-	// with exactly these voters; every server must list the same peers.
-	Peers []Peer `yaml:"peers"`
+	// GossipAddr is host:port (TCP and UDP) for the servers' gossip pool.
+	GossipAddr string `yaml:"gossip_addr"`
+
+	// Join lists gossip addresses of other servers; reaching any one of
+	// them is enough. It is retried until one answers.
+	Join []string `yaml:"join,omitempty"`
+
+	// BootstrapExpect is the number of servers that form a new cluster:
+	// once that many servers without Raft state see each other, they
+	// bootstrap it together. Servers that join later are added by the
+	// leader as non-voters and promoted once caught up. Also the fewest
+	// voters the leader will shrink the cluster to when it removes dead
+	// servers. 1, 3 or 5.
+	BootstrapExpect int `yaml:"bootstrap_expect"`
+
+	// GossipKeyFile holds the gossip encryption key: 32 random bytes,
+	// base64. Every server must use the same key. Mode 0600.
+	GossipKeyFile string `yaml:"gossip_key_file"`
 
 	// TLS names this server's certificate files (PEM).
 	TLS TLSFiles `yaml:"tls"`
@@ -46,13 +62,30 @@ type Config struct {
 
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `yaml:"log_level,omitempty"`
+
+	// Raft holds tuning knobs; the defaults are hashicorp/raft's.
+	Raft RaftTuning `yaml:"raft,omitempty"`
+
+	// DeadServerCleanup is how long a server must be unreachable before
+	// the leader removes it from Raft — and only if quorum stays safe.
+	// Default 5m.
+	DeadServerCleanup time.Duration `yaml:"dead_server_cleanup,omitempty"`
+
+	// HostDownAfter is how long an agent may go without checking in before
+	// its host is marked down. Default 3m (agents poll every 60s).
+	HostDownAfter time.Duration `yaml:"host_down_after,omitempty"`
 }
 
-// Peer is one server of the cluster.
-type Peer struct {
-	ID       string `yaml:"id"`
-	RaftAddr string `yaml:"raft_addr"`
-	APIAddr  string `yaml:"api_addr"`
+// RaftTuning are advanced Raft settings.
+type RaftTuning struct {
+	// SnapshotThreshold is how many new log entries trigger a snapshot.
+	SnapshotThreshold uint64 `yaml:"snapshot_threshold,omitempty"`
+	// TrailingLogs is how many entries are kept after a snapshot, for
+	// followers that fall behind; one further behind gets the snapshot.
+	TrailingLogs uint64 `yaml:"trailing_logs,omitempty"`
+	// SegmentBytes is the size of one raft-wal segment file (default
+	// 64 MiB). The log is trimmed a whole segment at a time.
+	SegmentBytes int `yaml:"segment_bytes,omitempty"`
 }
 
 // TLSFiles are paths to PEM files.
@@ -76,7 +109,7 @@ func LoadConfig(path string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	base := filepath.Dir(path)
-	for _, p := range []*string{&c.DataDir, &c.TLS.CA, &c.TLS.Cert, &c.TLS.Key, &c.CADir} {
+	for _, p := range []*string{&c.DataDir, &c.TLS.CA, &c.TLS.Cert, &c.TLS.Key, &c.CADir, &c.GossipKeyFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(base, *p)
 		}
@@ -95,6 +128,12 @@ func (c *Config) setDefaults() {
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
 	}
+	if c.DeadServerCleanup == 0 {
+		c.DeadServerCleanup = 5 * time.Minute
+	}
+	if c.HostDownAfter == 0 {
+		c.HostDownAfter = 3 * time.Minute
+	}
 }
 
 // Validate checks the configuration and names the field at fault.
@@ -109,28 +148,23 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		bad("data_dir", "required: a directory that survives restarts")
 	}
-	for field, addr := range map[string]string{"api_addr": c.APIAddr, "raft_addr": c.RaftAddr} {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			bad(field, "%q must be host:port", addr)
+	for _, a := range []struct{ field, addr string }{{"api_addr", c.APIAddr}, {"raft_addr", c.RaftAddr}, {"gossip_addr", c.GossipAddr}} {
+		if host, _, err := net.SplitHostPort(a.addr); err != nil || host == "" {
+			bad(a.field, "%q must be host:port with an address the other servers can reach", a.addr)
 		}
 	}
-	if len(c.Peers) == 0 {
-		bad("peers", "required: every server of the cluster, this one included")
-	}
-	self := false
-	ids := map[string]bool{}
-	for i, p := range c.Peers {
-		if p.ID == "" || p.RaftAddr == "" || p.APIAddr == "" {
-			bad(fmt.Sprintf("peers[%d]", i), "id, raft_addr and api_addr are required")
+	for i, j := range c.Join {
+		if _, _, err := net.SplitHostPort(j); err != nil {
+			bad(fmt.Sprintf("join[%d]", i), "%q must be host:port (another server's gossip_addr)", j)
 		}
-		if ids[p.ID] {
-			bad(fmt.Sprintf("peers[%d].id", i), "%q listed twice", p.ID)
-		}
-		ids[p.ID] = true
-		self = self || p.ID == c.ID
 	}
-	if len(c.Peers) > 0 && !self {
-		bad("peers", "must include this server (id %q)", c.ID)
+	switch c.BootstrapExpect {
+	case 1, 3, 5:
+	default:
+		bad("bootstrap_expect", "%d: allowed values are 1, 3, 5", c.BootstrapExpect)
+	}
+	if c.GossipKeyFile == "" {
+		bad("gossip_key_file", "required: a file with the cluster's 32-byte gossip key, base64")
 	}
 	if c.TLS.CA == "" || c.TLS.Cert == "" || c.TLS.Key == "" {
 		bad("tls", "ca, cert and key are required: drover serves only mutual TLS")
@@ -141,6 +175,12 @@ func (c *Config) Validate() error {
 	if c.AgentCertTTL < time.Hour {
 		bad("agent_cert_ttl", "must be at least 1h, got %v", c.AgentCertTTL)
 	}
+	if c.DeadServerCleanup < 10*time.Second {
+		bad("dead_server_cleanup", "must be at least 10s, got %v", c.DeadServerCleanup)
+	}
+	if c.HostDownAfter < 5*time.Second {
+		bad("host_down_after", "must be at least 5s, got %v", c.HostDownAfter)
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -149,11 +189,15 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-func (c *Config) peer(id string) (Peer, bool) {
-	for _, p := range c.Peers {
-		if p.ID == id {
-			return p, true
-		}
+// LoadGossipKey reads the gossip key file.
+func LoadGossipKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read gossip key: %w", err)
 	}
-	return Peer{}, false
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(key) != 32 {
+		return nil, fmt.Errorf("gossip key %s: must be 32 bytes, base64", path)
+	}
+	return key, nil
 }

@@ -74,6 +74,7 @@ func (s *Server) step(log *slog.Logger, r *api.Rollout, hosts []*api.Deployment)
 	case res.Err != nil:
 		log.Warn("decision refused", "rollout", r.ID, "err", res.Err)
 	default:
+		s.metrics.engineRuns.Inc()
 		log.Info("rollout step", "rollout", r.ID, "wave", d.Wave+1, "started", step.Start, "outcome", d.Outcome, "reason", d.Reason)
 	}
 }

@@ -82,6 +82,9 @@ func (s *Server) desired(w http.ResponseWriter, r *http.Request, caller pki.Iden
 	if _, ok := s.store.Host(nil, caller.Name); !ok {
 		return api.Errorf(api.CodeForbidden, "host %s is not enrolled", caller.Name)
 	}
+	s.noteCheckin(caller.Name)
+	s.metrics.blocking.Inc()
+	defer s.metrics.blocking.Dec()
 	var d state.Desired
 	index, err := s.blockingIndex(w, r, func(ws memdb.WatchSet) uint64 {
 		d = s.store.DesiredFor(ws, caller.Name)
@@ -107,6 +110,7 @@ func (s *Server) desired(w http.ResponseWriter, r *http.Request, caller pki.Iden
 // report records how a host's part of a rollout goes. The host is the
 // caller's certificate, never a field of the request.
 func (s *Server) report(w http.ResponseWriter, r *http.Request, caller pki.Identity) error {
+	s.noteCheckin(caller.Name)
 	var rep api.Report
 	if err := readJSON(r, &rep); err != nil {
 		return err

@@ -157,7 +157,7 @@ func (s *Server) exportInventory(w http.ResponseWriter, r *http.Request, _ pki.I
 }
 
 func inventoryRecord(h *api.Host) inventory.Record {
-	rec := inventory.Record{Host: h.ID, Labels: h.Labels, Status: "enrolled", LastSeen: h.LastReport, UpdatedAt: h.InventoryAt}
+	rec := inventory.Record{Host: h.ID, Labels: h.Labels, Status: h.Status, LastSeen: h.LastReport, UpdatedAt: h.InventoryAt}
 	if len(h.Inventory) > 0 {
 		var sys inventory.System
 		if json.Unmarshal(h.Inventory, &sys) == nil {
@@ -218,22 +218,6 @@ func (s *Server) setTrust(w http.ResponseWriter, r *http.Request, caller pki.Ide
 		return err
 	}
 	return writeJSON(w, http.StatusOK, api.Created{ID: p.App, Index: res.Index})
-}
-
-func (s *Server) clusterStatus(w http.ResponseWriter, _ *http.Request, _ pki.Identity) error {
-	f := s.raft.raft.GetConfiguration()
-	if err := f.Error(); err != nil {
-		return err
-	}
-	_, leaderID := s.raft.raft.LeaderWithID()
-	out := api.ClusterStatus{Leader: string(leaderID), AppliedIndex: s.raft.raft.AppliedIndex(), CommitIndex: s.raft.raft.CommitIndex()}
-	for _, srv := range f.Configuration().Servers {
-		p, _ := s.cfg.peer(string(srv.ID))
-		out.Servers = append(out.Servers, api.ServerStatus{
-			ID: string(srv.ID), API: p.APIAddr, Raft: string(srv.Address), Suffrage: srv.Suffrage.String(), Leader: srv.ID == leaderID,
-		})
-	}
-	return writeJSON(w, http.StatusOK, out)
 }
 
 func nonNil[T any](s []T) []T {

@@ -30,6 +30,8 @@ func (s *Server) routeTable() []route {
 		{"GET /v1/internal/blobs/{digest}", serversOnly, 0, s.getLocalBlob},
 		{"PUT /v1/internal/blobs/{digest}", serversOnly, 0, s.putLocalBlob},
 		{"POST /v1/internal/apply", serversOnly, maxCommandBytes, s.internalApply},
+		{"GET /v1/internal/health", serversOnly, 0, s.getHealth},
+		{"POST /v1/internal/checkins", serversOnly, 16 << 20, s.receiveCheckins},
 
 		{"GET /v1/releases", viewers, 0, s.listReleases},
 		{"POST /v1/releases", deployers, manifestBody, s.createRelease},
@@ -44,6 +46,7 @@ func (s *Server) routeTable() []route {
 		{"GET /v1/trust", viewers, 0, s.getTrust},
 		{"PUT /v1/trust", admins, smallBody, s.setTrust},
 		{"GET /v1/cluster/status", viewers, 0, s.clusterStatus},
+		{"GET /metrics", viewers, 0, s.serveMetrics},
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/drover-dev/drover/artifacts"
 	"github.com/drover-dev/drover/controlplane/state"
@@ -26,33 +27,41 @@ import (
 type Options struct {
 	Logger *slog.Logger // default: discard
 	Clock  deploy.Clock // default: the system clock
-	// APIListener and RaftListener, when set, are used instead of
-	// listening on the configured addresses (tests pass port-0 listeners).
-	APIListener  net.Listener
-	RaftListener net.Listener
+	// Network carries all server-to-server traffic. Default: the real one.
+	Network Network
+	// Registerer receives the server's metrics. Default: a new registry,
+	// served at /metrics.
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
 }
 
 // Server is one running control-plane server.
 type Server struct {
-	cfg    *Config
-	log    *slog.Logger
-	clock  deploy.Clock
-	store  *state.Store
-	raft   *raftParts
-	blobs  *artifacts.BlobStore
-	ca     *pki.CA
-	caPEM  []byte
-	peers  *http.Client // to other servers' APIs, with this server's certificate
-	http   *http.Server
-	apiLn  net.Listener
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	closed sync.Once
+	cfg     *Config
+	log     *slog.Logger
+	clock   deploy.Clock
+	store   *state.Store
+	raft    *raftParts
+	members *membership
+	blobs   *artifacts.BlobStore
+	ca      *pki.CA
+	caPEM   []byte
+	peers   *http.Client // to other servers' APIs, with this server's certificate
+	http    *http.Server
+	apiLn   net.Listener
+	metrics *metrics
+	live    *liveness
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	closed  sync.Once
 }
 
-// New opens the data directory, starts Raft and serves the API. It returns
-// once the server is listening; the cluster may still be electing a leader.
-func New(cfg *Config, opts Options) (_ *Server, err error) {
+// New opens the data directory, joins the server pool, starts Raft and
+// serves the API. It returns once the server is listening; forming or
+// joining a cluster goes on in the background.
+func New(config *Config, opts Options) (_ *Server, err error) {
+	cfg := *config
+	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid server config: %w", err)
 	}
@@ -62,8 +71,15 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 	if opts.Clock == nil {
 		opts.Clock = deploy.SystemClock{}
 	}
+	if opts.Network == nil {
+		opts.Network = &realNetwork{}
+	}
+	if opts.Registerer == nil {
+		reg := prometheus.NewRegistry()
+		opts.Registerer, opts.Gatherer = reg, reg
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, log: opts.Logger.With("server", cfg.ID), clock: opts.Clock, store: state.NewStore(), cancel: cancel}
+	s := &Server{cfg: &cfg, log: opts.Logger.With("server", cfg.ID), clock: opts.Clock, store: state.NewStore(), cancel: cancel}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -80,6 +96,10 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 	if s.ca, err = pki.LoadCA(cfg.CADir); err != nil {
 		return nil, fmt.Errorf("cannot load cluster CA: %w", err)
 	}
+	gossipKey, err := LoadGossipKey(cfg.GossipKeyFile)
+	if err != nil {
+		return nil, err
+	}
 	if s.blobs, err = artifacts.OpenBlobStore(filepath.Join(cfg.DataDir, "blobs")); err != nil {
 		return nil, err
 	}
@@ -91,24 +111,30 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.peers = &http.Client{Transport: &http.Transport{TLSClientConfig: peerClient, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 16}}
+	s.peers = &http.Client{Transport: &http.Transport{
+		TLSClientConfig: peerClient, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 16,
+		DialContext: opts.Network.DialContext, TLSHandshakeTimeout: 5 * time.Second,
+	}}
 
-	raftLn := opts.RaftListener
-	if raftLn == nil {
-		if raftLn, err = net.Listen("tcp", cfg.RaftAddr); err != nil {
-			return nil, fmt.Errorf("cannot listen for raft on %s: %w", cfg.RaftAddr, err)
-		}
+	raftLn, err := net.Listen("tcp", cfg.RaftAddr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen for raft on %s: %w", cfg.RaftAddr, err)
 	}
-	if s.raft, err = startRaft(cfg, &fsm{store: s.store}, newTLSStream(raftLn, peerServer, peerClient), s.log); err != nil {
+	var hasState bool
+	s.raft, hasState, err = startRaft(&cfg, &fsm{store: s.store}, newTLSStream(raftLn, peerServer, peerClient, opts.Network), s.log)
+	if err != nil {
 		raftLn.Close()
 		return nil, err
 	}
+	meta := nodeMeta{API: cfg.APIAddr, Raft: cfg.RaftAddr, Boot: hasState}
+	if s.members, err = startMembership(&cfg, gossipKey, opts.Network, meta, s.log); err != nil {
+		return nil, err
+	}
+	s.metrics = newMetrics(s, opts.Registerer, opts.Gatherer)
+	s.live = newLiveness()
 
-	s.apiLn = opts.APIListener
-	if s.apiLn == nil {
-		if s.apiLn, err = net.Listen("tcp", cfg.APIAddr); err != nil {
-			return nil, fmt.Errorf("cannot listen for the API on %s: %w", cfg.APIAddr, err)
-		}
+	if s.apiLn, err = net.Listen("tcp", cfg.APIAddr); err != nil {
+		return nil, fmt.Errorf("cannot listen for the API on %s: %w", cfg.APIAddr, err)
 	}
 	s.http = &http.Server{
 		Handler:           s.routes(),
@@ -119,23 +145,32 @@ func New(cfg *Config, opts Options) (_ *Server, err error) {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
-	s.wg.Add(2)
-	go func() {
-		defer s.wg.Done()
+	s.goRun(func() {
 		if err := s.http.Serve(tls.NewListener(s.apiLn, apiTLS)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("api server stopped", "err", err)
 		}
-	}()
-	go func() {
-		defer s.wg.Done()
-		s.watchLeadership(ctx)
-	}()
-	s.log.Info("server started", "api", s.apiLn.Addr().String(), "raft", raftLn.Addr().String())
+	})
+	s.goRun(func() { s.members.join(cfg.Join, ctx.Done()) })
+	if !hasState {
+		s.goRun(func() { s.bootstrapWhenReady(ctx) })
+	}
+	s.goRun(func() { s.watchLeadership(ctx) })
+	s.goRun(func() { s.forwardCheckins(ctx) })
+	s.log.Info("server started", "api", cfg.APIAddr, "raft", cfg.RaftAddr, "gossip", cfg.GossipAddr, "existing_state", hasState)
 	return s, nil
 }
 
-// Close stops serving, stops the rollout engine and shuts Raft down. It is
-// safe to call more than once.
+func (s *Server) goRun(fn func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		fn()
+	}()
+}
+
+// Close stops serving, stops the leader's loops and shuts Raft and gossip
+// down. It does not leave the cluster: a server that stops is expected
+// back. It is safe to call more than once.
 func (s *Server) Close() error {
 	var err error
 	s.closed.Do(func() {
@@ -148,6 +183,9 @@ func (s *Server) Close() error {
 		if s.raft != nil {
 			err = s.raft.close()
 		}
+		if s.members != nil {
+			s.members.shutdown()
+		}
 		s.wg.Wait()
 		s.log.Info("server stopped")
 	})
@@ -158,7 +196,7 @@ func (s *Server) Close() error {
 func (s *Server) ID() string { return s.cfg.ID }
 
 // APIAddr is the address the API listens on.
-func (s *Server) APIAddr() string { return s.apiLn.Addr().String() }
+func (s *Server) APIAddr() string { return s.cfg.APIAddr }
 
 // IsLeader reports whether this server is the Raft leader now.
 func (s *Server) IsLeader() bool { return s.raft.raft.State() == raft.Leader }
@@ -169,59 +207,64 @@ func (s *Server) Store() *state.Store { return s.store }
 // AppliedIndex is the last Raft index applied to this server's state.
 func (s *Server) AppliedIndex() uint64 { return s.raft.raft.AppliedIndex() }
 
-// watchLeadership runs the rollout engine exactly while this server leads.
+// Raft exposes the Raft node, for tests and the cluster status.
+func (s *Server) Raft() *raft.Raft { return s.raft.raft }
+
+// watchLeadership runs the leader's loops exactly while this server leads.
 func (s *Server) watchLeadership(ctx context.Context) {
-	var engine *engineRun
-	defer func() { engine.stop() }()
+	var loops *leaderRun
+	defer func() { loops.stop() }()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case leader := <-s.raft.raft.LeaderCh():
-			engine.stop()
-			engine = nil
+			loops.stop()
+			loops = nil
 			if !leader {
 				s.log.Info("lost leadership")
 				continue
 			}
 			s.log.Info("gained leadership")
-			engine = s.startEngine(ctx)
+			loops = s.startLeaderLoops(ctx)
 		}
 	}
 }
 
-// engineRun is one run of the rollout engine.
-type engineRun struct {
+// leaderRun is one term of leadership's background work.
+type leaderRun struct {
 	cancel context.CancelFunc
-	done   chan struct{}
+	wg     sync.WaitGroup
 }
 
-func (s *Server) startEngine(ctx context.Context) *engineRun {
-	ectx, cancel := context.WithCancel(ctx)
-	e := &engineRun{cancel: cancel, done: make(chan struct{})}
+// startLeaderLoops starts, after a barrier that makes this server's state
+// include everything the previous leader committed, the rollout engine,
+// membership reconciliation and host liveness.
+func (s *Server) startLeaderLoops(ctx context.Context) *leaderRun {
+	lctx, cancel := context.WithCancel(ctx)
+	run := &leaderRun{cancel: cancel}
+	run.wg.Add(1)
 	go func() {
-		defer close(e.done)
-		s.runEngine(ectx)
+		defer run.wg.Done()
+		if err := s.raft.raft.Barrier(applyTimeout).Error(); err != nil {
+			s.log.Warn("leader loops not started: barrier failed", "err", err)
+			return
+		}
+		for _, loop := range []func(context.Context){s.runEngine, s.reconcileMembers, s.monitorLiveness} {
+			run.wg.Add(1)
+			go func() {
+				defer run.wg.Done()
+				loop(lctx)
+			}()
+		}
 	}()
-	return e
+	return run
 }
 
-// stop ends the run and waits for it; a nil run is already stopped.
-func (e *engineRun) stop() {
-	if e != nil {
-		e.cancel()
-		<-e.done
+// stop ends the run and waits for its loops; a nil run is already stopped.
+func (r *leaderRun) stop() {
+	if r != nil {
+		r.cancel()
+		r.wg.Wait()
 	}
-}
-
-// peerURL is the HTTPS base URL of a server's API.
-func peerURL(p Peer) string { return "https://" + p.APIAddr }
-
-// serverURLs lists every server's API, for agents to fail over between.
-func (s *Server) serverURLs() []string {
-	out := make([]string, 0, len(s.cfg.Peers))
-	for _, p := range s.cfg.Peers {
-		out = append(out, peerURL(p))
-	}
-	return out
 }

@@ -18,8 +18,8 @@ import (
 func (a *app) hostCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "host", Short: "Enrolled hosts"}
 	list := &cobra.Command{
-		Use:     "list",
-		Short:   "List enrolled hosts with their releases and system facts",
+		Use:   "list",
+		Short: "List enrolled hosts with their releases and system facts",
 		Example: `  drover host list
   drover host list -o json`,
 		Args: cobra.NoArgs,
@@ -219,28 +219,54 @@ func keyIDs(keys []string) []string {
 func (a *app) clusterCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "cluster", Short: "The control plane's servers"}
 	status := &cobra.Command{
-		Use:     "status",
-		Short:   "Show the servers, the leader and the Raft indexes",
-		Example: `  drover cluster status`,
-		Args:    cobra.NoArgs,
+		Use:   "status",
+		Short: "Show the leader, voters and non-voters, and how far each server lags",
+		Long: `Show every server in the Raft configuration or the gossip pool: its
+suffrage (voter, non-voter, or none when only gossip knows it), its gossip
+state, whether it leads, and how many log entries it lags behind the
+leader.`,
+		Example: `  drover cluster status
+  drover cluster status -o json`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var st api.ClusterStatus
 			if err := a.get(cmd, api.PathClusterStatus, &st); err != nil {
 				return err
 			}
 			return a.printOut(st, func(w io.Writer) {
-				row(w, "SERVER", "API", "RAFT", "SUFFRAGE", "LEADER")
+				row(w, "SERVER", "SUFFRAGE", "LEADER", "GOSSIP", "RAFT STATE", "APPLIED", "LAG")
 				for _, s := range st.Servers {
-					leader := ""
+					leader, raftState, applied := "", "unreachable", "-"
 					if s.Leader {
 						leader = "*"
 					}
-					row(w, s.ID, s.API, s.Raft, s.Suffrage, leader)
+					if s.Health != nil {
+						raftState, applied = s.Health.State, fmt.Sprint(s.Health.AppliedIndex)
+					}
+					row(w, s.ID, s.Suffrage, leader, s.Gossip, raftState, applied, s.Lag)
 				}
-				fmt.Fprintf(w, "\ncommit index %d, applied %d (as seen by the server that answered)\n", st.CommitIndex, st.AppliedIndex)
+				fmt.Fprintf(w, "\nleader %s, term %d (answered by %s)\n", dash(st.Leader), st.Term, st.AnsweredBy)
 			})
 		},
 	}
-	cmd.AddCommand(status)
+	members := &cobra.Command{
+		Use:     "members",
+		Short:   "Show the servers of the gossip pool and their addresses",
+		Example: `  drover cluster members`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var st api.ClusterStatus
+			if err := a.get(cmd, api.PathClusterStatus, &st); err != nil {
+				return err
+			}
+			return a.printOut(st.Servers, func(w io.Writer) {
+				row(w, "SERVER", "GOSSIP", "API", "RAFT", "SUFFRAGE")
+				for _, s := range st.Servers {
+					row(w, s.ID, s.Gossip, dash(s.API), s.Raft, s.Suffrage)
+				}
+			})
+		},
+	}
+	cmd.AddCommand(status, members)
 	return cmd
 }

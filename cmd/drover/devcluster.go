@@ -51,11 +51,11 @@ func startDevCluster(ctx context.Context, dir string, agents int, logf func(stri
 	}
 	var specs []bootstrap.Server
 	for i := 1; i <= 3; i++ {
-		apiAddr, raftAddr := freePort(), freePort()
-		if apiAddr == "" || raftAddr == "" {
+		apiAddr, raftAddr, gossipAddr := freePort(), freePort(), freePort()
+		if apiAddr == "" || raftAddr == "" || gossipAddr == "" {
 			return nil, errors.New("no free port on 127.0.0.1")
 		}
-		specs = append(specs, bootstrap.Server{ID: "s" + strconv.Itoa(i), APIAddr: apiAddr, RaftAddr: raftAddr})
+		specs = append(specs, bootstrap.Server{ID: "s" + strconv.Itoa(i), APIAddr: apiAddr, RaftAddr: raftAddr, GossipAddr: gossipAddr})
 	}
 	if d.boot, err = bootstrap.Write(bootstrap.Plan{Dir: dir, Name: "dev", Servers: specs, Now: time.Now()}); err != nil {
 		return nil, err

@@ -23,7 +23,10 @@ type Host struct {
 	KeyPin     string            `json:"key_pin"`     // SHA-256 of the agent's public key
 	CertSerial string            `json:"cert_serial"` // of the last certificate issued
 	EnrolledAt time.Time         `json:"enrolled_at"`
-	LastReport time.Time         `json:"last_report,omitempty"`
+	// Status is up or down, as the leader last decided from check-ins.
+	Status      string    `json:"status"`
+	StatusSince time.Time `json:"status_since"`
+	LastReport  time.Time `json:"last_report,omitempty"`
 	// Releases is what the agent last said it runs: application -> version.
 	Releases map[string]string `json:"releases,omitempty"`
 	// Inventory is the agent's last inventory (inventory.System, as JSON).
@@ -32,6 +35,12 @@ type Host struct {
 	InventoryAt     time.Time       `json:"inventory_at,omitempty"`
 	Meta
 }
+
+// Host statuses.
+const (
+	HostUp   = "up"
+	HostDown = "down"
+)
 
 // Token is a join token, stored by the hash of its secret only.
 type Token struct {

@@ -9,21 +9,24 @@ import (
 // (CA and Enroll) is the only one that accepts a client without a
 // certificate, because enrolling is how an agent gets one.
 const (
-	PathCA            = "/v1/ca"
-	PathEnroll        = "/v1/enroll"
-	PathDesired       = "/v1/agent/desired"
-	PathReport        = "/v1/agent/report"
-	PathInventory     = "/v1/agent/inventory"
-	PathBlobs         = "/v1/blobs/" // + sha256 hex
-	PathReleases      = "/v1/releases"
-	PathRollouts      = "/v1/rollouts"
-	PathHosts         = "/v1/hosts"
-	PathTokens        = "/v1/tokens"
-	PathTrust         = "/v1/trust"
-	PathExport        = "/v1/inventory/export"
-	PathClusterStatus = "/v1/cluster/status"
-	PathInternalApply = "/v1/internal/apply"
-	PathInternalBlobs = "/v1/internal/blobs/" // + sha256 hex
+	PathCA               = "/v1/ca"
+	PathEnroll           = "/v1/enroll"
+	PathDesired          = "/v1/agent/desired"
+	PathReport           = "/v1/agent/report"
+	PathInventory        = "/v1/agent/inventory"
+	PathBlobs            = "/v1/blobs/" // + sha256 hex
+	PathReleases         = "/v1/releases"
+	PathRollouts         = "/v1/rollouts"
+	PathHosts            = "/v1/hosts"
+	PathTokens           = "/v1/tokens"
+	PathTrust            = "/v1/trust"
+	PathExport           = "/v1/inventory/export"
+	PathClusterStatus    = "/v1/cluster/status"
+	PathInternalApply    = "/v1/internal/apply"
+	PathInternalBlobs    = "/v1/internal/blobs/" // + sha256 hex
+	PathInternalHealth   = "/v1/internal/health"
+	PathInternalCheckins = "/v1/internal/checkins"
+	PathMetrics          = "/metrics"
 )
 
 // Headers.
@@ -134,20 +137,33 @@ type BlobResponse struct {
 	Holders []string `json:"holders"`
 }
 
+// ServerHealth is one server's own view of Raft.
+type ServerHealth struct {
+	ID           string `json:"id"`
+	State        string `json:"state"` // Leader, Follower, Candidate
+	Leader       string `json:"leader"`
+	Term         uint64 `json:"term"`
+	LastIndex    uint64 `json:"last_index"`
+	CommitIndex  uint64 `json:"commit_index"`
+	AppliedIndex uint64 `json:"applied_index"`
+}
+
 // ServerStatus is one server as the cluster status shows it.
 type ServerStatus struct {
-	ID       string `json:"id"`
-	API      string `json:"api"`
-	Raft     string `json:"raft"`
-	Suffrage string `json:"suffrage"`
-	Leader   bool   `json:"leader"`
+	ID       string        `json:"id"`
+	API      string        `json:"api"`
+	Raft     string        `json:"raft"`
+	Suffrage string        `json:"suffrage"` // voter, non-voter, none (in gossip only)
+	Gossip   string        `json:"gossip"`   // alive, suspect, failed, left, unknown
+	Leader   bool          `json:"leader"`
+	Lag      uint64        `json:"lag"` // entries behind the leader's log
+	Health   *ServerHealth `json:"health,omitempty"`
 }
 
 // ClusterStatus is the answer of PathClusterStatus.
 type ClusterStatus struct {
-	Leader       string         `json:"leader"`
-	Servers      []ServerStatus `json:"servers"`
-	AppliedIndex uint64         `json:"applied_index"`
-	CommitIndex  uint64         `json:"commit_index"`
-	Term         uint64         `json:"term"`
+	Leader     string         `json:"leader"`
+	Term       uint64         `json:"term"`
+	AnsweredBy string         `json:"answered_by"`
+	Servers    []ServerStatus `json:"servers"`
 }

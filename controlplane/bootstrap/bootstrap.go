@@ -6,6 +6,8 @@
 package bootstrap
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"os"
@@ -28,9 +30,10 @@ const (
 
 // Server describes one server to create.
 type Server struct {
-	ID       string
-	APIAddr  string // host:port
-	RaftAddr string // host:port
+	ID         string
+	APIAddr    string // host:port
+	RaftAddr   string // host:port
+	GossipAddr string // host:port
 	// Names are extra DNS names or IPs for the certificate; the hosts of
 	// APIAddr and RaftAddr are always included.
 	Names []string
@@ -41,17 +44,24 @@ type Plan struct {
 	Dir     string
 	Name    string // cluster name, in the CA's subject
 	Servers []Server
-	Now     time.Time
+	// Expect is each server's bootstrap_expect; default len(Servers).
+	// With fewer, the first Expect servers form the cluster and the others
+	// join it later as non-voters.
+	Expect int
+	Now    time.Time
 }
 
 // Cluster is what Write created.
 type Cluster struct {
 	CADir         string
+	GossipKey     string            // path of the gossip key file
 	ServerConfigs map[string]string // server ID -> path of its server.yaml
 	AdminConfig   string            // CLI configuration of the admin operator
 }
 
-// Write creates the CA, every server's files and an admin operator.
+// Write creates the CA, the gossip key, every server's files and an admin
+// operator. Each server's configuration joins the others' gossip addresses
+// and expects all of them to bootstrap the cluster.
 //
 //	DIR/ca/ca.crt, ca.key
 //	DIR/servers/ID/server.yaml, tls/, data/
@@ -59,6 +69,9 @@ type Cluster struct {
 func Write(p Plan) (*Cluster, error) {
 	if p.Name == "" {
 		p.Name = "drover"
+	}
+	if p.Expect == 0 {
+		p.Expect = len(p.Servers)
 	}
 	dir, err := filepath.Abs(p.Dir)
 	if err != nil {
@@ -73,12 +86,20 @@ func Write(p Plan) (*Cluster, error) {
 	if err := ca.Save(out.CADir); err != nil {
 		return nil, err
 	}
-	var peers []controlplane.Peer
+	out.GossipKey = filepath.Join(p.Dir, "gossip.key")
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	if err := pki.WriteFileAtomic(out.GossipKey, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	var seeds []string
 	for _, s := range p.Servers {
-		peers = append(peers, controlplane.Peer{ID: s.ID, APIAddr: s.APIAddr, RaftAddr: s.RaftAddr})
+		seeds = append(seeds, s.GossipAddr)
 	}
 	for _, s := range p.Servers {
-		path, err := writeServer(ca, p, s, peers, out.CADir)
+		path, err := writeServer(ca, p, s, seeds, out)
 		if err != nil {
 			return nil, fmt.Errorf("server %s: %w", s.ID, err)
 		}
@@ -95,10 +116,10 @@ func Write(p Plan) (*Cluster, error) {
 	return out, nil
 }
 
-func writeServer(ca *pki.CA, p Plan, s Server, peers []controlplane.Peer, caDir string) (string, error) {
+func writeServer(ca *pki.CA, p Plan, s Server, seeds []string, out *Cluster) (string, error) {
 	dir := filepath.Join(p.Dir, "servers", s.ID)
 	names := append([]string{"localhost"}, s.Names...)
-	for _, addr := range []string{s.APIAddr, s.RaftAddr} {
+	for _, addr := range []string{s.APIAddr, s.RaftAddr, s.GossipAddr} {
 		if host, _, err := net.SplitHostPort(addr); err == nil && host != "" {
 			names = append(names, host)
 		}
@@ -110,10 +131,17 @@ func writeServer(ca *pki.CA, p Plan, s Server, peers []controlplane.Peer, caDir 
 	if err := writeBundle(filepath.Join(dir, "tls"), "server", certPEM, keyPEM, ca.CertPEM); err != nil {
 		return "", err
 	}
+	var join []string
+	for _, seed := range seeds {
+		if seed != s.GossipAddr {
+			join = append(join, seed)
+		}
+	}
 	cfg := controlplane.Config{
-		ID: s.ID, DataDir: "data", APIAddr: s.APIAddr, RaftAddr: s.RaftAddr, Peers: peers,
+		ID: s.ID, DataDir: "data", APIAddr: s.APIAddr, RaftAddr: s.RaftAddr, GossipAddr: s.GossipAddr,
+		Join: join, BootstrapExpect: p.Expect, GossipKeyFile: out.GossipKey,
 		TLS:   controlplane.TLSFiles{CA: "tls/ca.crt", Cert: "tls/server.crt", Key: "tls/server.key"},
-		CADir: caDir,
+		CADir: out.CADir,
 	}
 	b, err := yaml.Marshal(cfg)
 	if err != nil {

@@ -51,7 +51,7 @@ func (w *writer) enroll(b Enroll) *api.Error {
 	w.meta(&t.Meta)
 	w.insert(tabTokens, &t)
 	h := &api.Host{ID: b.Host, Labels: maps.Clone(tok.Labels), TokenID: tok.ID, KeyPin: b.KeyPin,
-		CertSerial: b.CertSerial, EnrolledAt: w.cmd.Time}
+		CertSerial: b.CertSerial, EnrolledAt: w.cmd.Time, Status: api.HostUp, StatusSince: w.cmd.Time}
 	w.meta(&h.Meta)
 	w.insert(tabHosts, h)
 	return nil
@@ -89,6 +89,11 @@ func (w *writer) agentReport(b AgentReport) *api.Error {
 	if d.State == deploy.Pending {
 		return api.Errorf(api.CodeConflict, "host %s has not been instructed in rollout %s yet", b.Host, b.Rollout)
 	}
+	// Checked before the host is touched: a late report carries the version
+	// the host ran back then, and must not overwrite a newer one.
+	if !d.State.Advances(b.State) {
+		return nil
+	}
 	h := *old
 	h.LastReport = w.cmd.Time
 	if b.Current != "" && h.Releases[d.App] != b.Current {
@@ -100,9 +105,6 @@ func (w *writer) agentReport(b AgentReport) *api.Error {
 	}
 	w.meta(&h.Meta)
 	w.insert(tabHosts, &h)
-	if !d.State.Advances(b.State) {
-		return nil
-	}
 	nd := *d
 	nd.State, nd.Reason, nd.Output, nd.UpdatedAt = b.State, b.Reason, b.Output, w.cmd.Time
 	if b.Current != "" {
@@ -110,5 +112,25 @@ func (w *writer) agentReport(b AgentReport) *api.Error {
 	}
 	w.meta(&nd.Meta)
 	w.insert(tabDeployments, &nd)
+	return nil
+}
+
+// hostStatus applies the leader's liveness decisions. Unknown hosts (say,
+// decommissioned since) are skipped.
+func (w *writer) hostStatus(b HostStatus) *api.Error {
+	set := func(ids []string, status string) {
+		for _, id := range ids {
+			old, _ := w.first(tabHosts, id).(*api.Host)
+			if old == nil || old.Status == status {
+				continue
+			}
+			h := *old
+			h.Status, h.StatusSince = status, w.cmd.Time
+			w.meta(&h.Meta)
+			w.insert(tabHosts, &h)
+		}
+	}
+	set(b.Up, api.HostUp)
+	set(b.Down, api.HostDown)
 	return nil
 }

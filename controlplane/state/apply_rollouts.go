@@ -144,6 +144,13 @@ func (w *writer) rolloutStep(b RolloutStep) *api.Error {
 		return api.Errorf(api.CodeInvalid, "rollout %s: wave %d out of range", old.ID, b.Wave)
 	}
 	deps := w.deployments(old)
+	// A wave is promoted, and a rollout completes, only over final hosts.
+	if b.Wave > old.Wave && !allFinal(deps[:old.Sizes[b.Wave-1]]) {
+		return api.Errorf(api.CodeConflict, "rollout %s: wave %d cannot start before wave %d has finished", old.ID, b.Wave+1, b.Wave)
+	}
+	if b.Outcome == deploy.Complete && !allFinal(deps) {
+		return api.Errorf(api.CodeConflict, "rollout %s cannot complete while hosts are unfinished", old.ID)
+	}
 	index := map[string]int{}
 	inFlight := 0
 	for i, d := range deps {
@@ -174,6 +181,7 @@ func (w *writer) rolloutStep(b RolloutStep) *api.Error {
 		d.State, d.StartedAt, d.UpdatedAt = deploy.Instructed, w.cmd.Time, w.cmd.Time
 		w.meta(&d.Meta)
 		w.insert(tabDeployments, &d)
+		deps[i] = &d // so that the same host listed twice is refused as already started
 	}
 	r := *old
 	r.Wave, r.UpdatedAt = b.Wave, w.cmd.Time
@@ -214,4 +222,13 @@ func (w *writer) rolloutControl(b RolloutControl) *api.Error {
 	w.meta(&r.Meta)
 	w.insert(tabRollouts, &r)
 	return nil
+}
+
+func allFinal(deps []*api.Deployment) bool {
+	for _, d := range deps {
+		if !d.State.Final() {
+			return false
+		}
+	}
+	return true
 }

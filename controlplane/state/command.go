@@ -26,11 +26,12 @@ const (
 	CmdAgentReport
 	CmdInventory
 	CmdRolloutControl
+	CmdHostStatus
 )
 
 func (t CmdType) String() string {
 	names := [...]string{"", "token-create", "enroll", "trust-set", "blob-register", "release-create",
-		"rollout-create", "rollout-step", "agent-report", "inventory", "rollout-control"}
+		"rollout-create", "rollout-step", "agent-report", "inventory", "rollout-control", "host-status"}
 	if int(t) < len(names) && t != 0 {
 		return names[t]
 	}
@@ -61,6 +62,8 @@ func bodyOf(t CmdType) any {
 		return new(Inventory)
 	case CmdRolloutControl:
 		return new(RolloutControl)
+	case CmdHostStatus:
+		return new(HostStatus)
 	}
 	return nil
 }
@@ -196,6 +199,11 @@ type (
 		Reason  string           `json:"reason,omitempty"`
 		Output  string           `json:"output,omitempty"`
 		Current string           `json:"current,omitempty"`
+	}
+	// HostStatus records liveness transitions decided by the leader.
+	HostStatus struct {
+		Up   []string `json:"up,omitempty"`
+		Down []string `json:"down,omitempty"`
 	}
 	// Inventory replaces a host's inventory.
 	Inventory struct {

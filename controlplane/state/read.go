@@ -138,3 +138,17 @@ func (s *Store) DesiredFor(ws memdb.WatchSet, host string) Desired {
 	}
 	return d
 }
+
+// Count returns the number of objects in a table (for metrics).
+func (s *Store) Count(table string) int {
+	tx := s.read(nil)
+	it, err := tx.Get(table, "id")
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		n++
+	}
+	return n
+}

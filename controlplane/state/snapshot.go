@@ -15,6 +15,12 @@ import (
 // snapshotVersion is written first in every snapshot; Restore refuses others.
 const snapshotVersion = 1
 
+// snapshotHeader opens every snapshot.
+type snapshotHeader struct {
+	Version int    `json:"drover_snapshot"`
+	Index   uint64 `json:"index"`
+}
+
 // record is one object in a snapshot stream.
 type record struct {
 	Table string          `json:"t"`
@@ -24,13 +30,14 @@ type record struct {
 // Snapshot is a point-in-time copy of the state, cheap to take (memdb is
 // immutable underneath) and written out later, off the Apply path.
 type Snapshot struct {
-	tx *memdb.Txn
+	tx    *memdb.Txn
+	index uint64
 }
 
 // Snapshot captures the current state.
 func (s *Store) Snapshot() *Snapshot {
 	db, _ := s.current()
-	return &Snapshot{tx: db.Snapshot().Txn(false)}
+	return &Snapshot{tx: db.Snapshot().Txn(false), index: s.applied.Load()}
 }
 
 // Persist streams the snapshot as JSON lines: a header, then one record per
@@ -38,7 +45,7 @@ func (s *Store) Snapshot() *Snapshot {
 func (sn *Snapshot) Persist(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
-	if err := enc.Encode(map[string]int{"drover_snapshot": snapshotVersion}); err != nil {
+	if err := enc.Encode(snapshotHeader{Version: snapshotVersion, Index: sn.index}); err != nil {
 		return err
 	}
 	for _, table := range snapshotTables {
@@ -64,12 +71,12 @@ func (sn *Snapshot) Persist(w io.Writer) error {
 // old state are woken.
 func (s *Store) Restore(r io.Reader) error {
 	dec := json.NewDecoder(bufio.NewReader(r))
-	var header map[string]int
+	var header snapshotHeader
 	if err := dec.Decode(&header); err != nil {
 		return fmt.Errorf("cannot read snapshot header: %w", err)
 	}
-	if v := header["drover_snapshot"]; v != snapshotVersion {
-		return fmt.Errorf("snapshot version %d is not supported (want %d)", v, snapshotVersion)
+	if header.Version != snapshotVersion {
+		return fmt.Errorf("snapshot version %d is not supported (want %d)", header.Version, snapshotVersion)
 	}
 	fresh := NewStore()
 	tx := fresh.db.Txn(true)
@@ -96,6 +103,7 @@ func (s *Store) Restore(r io.Reader) error {
 	s.mu.Lock()
 	old := s.abandon
 	s.db, s.abandon = fresh.db, fresh.abandon
+	s.applied.Store(header.Index)
 	s.mu.Unlock()
 	close(old)
 	return nil

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/drover-dev/drover/controlplane/api"
@@ -22,7 +23,14 @@ type Store struct {
 	// abandon is closed when Restore replaces the database, waking every
 	// blocking query that watches the old one.
 	abandon chan struct{}
+	// applied is the index of the last command applied (or restored).
+	applied atomic.Uint64
 }
+
+// AppliedIndex is the Raft index of the last command this store applied
+// or restored. Raft's own applied index runs ahead of it while entries
+// wait in Raft's apply queue.
+func (s *Store) AppliedIndex() uint64 { return s.applied.Load() }
 
 // NewStore returns an empty store.
 func NewStore() *Store {
@@ -81,6 +89,7 @@ func (s *Store) Apply(index uint64, data []byte) Result {
 		w.pruneIdempotent(cmd.Time.Add(-idempotencyTTL))
 	}
 	tx.Commit()
+	s.applied.Store(index)
 	return res
 }
 
@@ -117,6 +126,8 @@ func (w *writer) apply() Result {
 		err = decodeAnd(w, w.agentReport)
 	case CmdInventory:
 		err = decodeAnd(w, w.inventory)
+	case CmdHostStatus:
+		err = decodeAnd(w, w.hostStatus)
 	default:
 		panic(fmt.Sprintf("state: raft entry %d: unknown command type %d", w.index, w.cmd.Type))
 	}

@@ -5,8 +5,11 @@
 package testcluster
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -32,6 +35,12 @@ type Cluster struct {
 	IDs     []string
 	Servers []*controlplane.Server // nil while stopped
 	Admin   *client.Client
+	Net     *Net
+	// Tune, when set, adjusts each server's configuration before it starts.
+	Tune func(*controlplane.Config)
+	// AgentPollWait is the long-poll wait of agents started from now on
+	// (default 5s).
+	AgentPollWait time.Duration
 
 	mu     sync.Mutex
 	agents []*Agent
@@ -39,21 +48,38 @@ type Cluster struct {
 
 // Start creates and starts n servers and waits for a leader.
 func Start(t testing.TB, n int) *Cluster {
+	return StartWith(t, Options{Servers: n})
+}
+
+// Options shape a test cluster.
+type Options struct {
+	Servers int // started at once; they bootstrap the cluster together
+	Spare   int // configured but not started: StartServer adds them later
+	// Tune adjusts every server's configuration before it starts (Raft
+	// snapshot thresholds, cleanup delays).
+	Tune func(*controlplane.Config)
+}
+
+// StartWith creates a cluster as the options say and waits for a leader.
+func StartWith(t testing.TB, o Options) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, Dir: t.TempDir(), Log: Logger(t)}
+	c := &Cluster{t: t, Dir: t.TempDir(), Log: Logger(t), Net: NewNet(), Tune: o.Tune}
+	n := o.Servers + o.Spare
 	var specs []bootstrap.Server
 	for i := range n {
-		id := "s" + string(rune('1'+i))
+		id := fmt.Sprintf("s%d", i+1)
 		c.IDs = append(c.IDs, id)
-		specs = append(specs, bootstrap.Server{ID: id, APIAddr: freeAddr(t), RaftAddr: freeAddr(t)})
+		spec := bootstrap.Server{ID: id, APIAddr: freeAddr(t), RaftAddr: freeAddr(t), GossipAddr: freeAddr(t)}
+		c.Net.Own(id, spec.APIAddr, spec.RaftAddr, spec.GossipAddr)
+		specs = append(specs, spec)
 	}
-	boot, err := bootstrap.Write(bootstrap.Plan{Dir: c.Dir, Servers: specs, Now: time.Now()})
+	boot, err := bootstrap.Write(bootstrap.Plan{Dir: c.Dir, Servers: specs, Expect: o.Servers, Now: time.Now()})
 	if err != nil {
 		t.Fatalf("bootstrap: %v", err)
 	}
 	c.Boot = boot
 	c.Servers = make([]*controlplane.Server, n)
-	for i := range n {
+	for i := range o.Servers {
 		c.StartServer(i)
 	}
 	cfg, err := client.LoadConfig(boot.AdminConfig)
@@ -75,10 +101,13 @@ func (c *Cluster) StartServer(i int) *controlplane.Server {
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	if c.Tune != nil {
+		c.Tune(cfg)
+	}
 	var s *controlplane.Server
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		s, err = controlplane.New(cfg, controlplane.Options{Logger: c.Log})
+		s, err = controlplane.New(cfg, controlplane.Options{Logger: c.Log, Network: c.Net.For(cfg.ID)})
 		if err == nil {
 			break
 		}
@@ -149,7 +178,11 @@ func (c *Cluster) StartAgent(name, dir, token string) *Agent {
 			c.t.Fatalf("enroll %s: %v", name, err)
 		}
 	}
-	a, err := agent.New(agent.Config{Dir: dir, Version: "test", PollWait: 5 * time.Second, Logger: c.Log})
+	wait := c.AgentPollWait
+	if wait == 0 {
+		wait = 5 * time.Second
+	}
+	a, err := agent.New(agent.Config{Dir: dir, Version: "test", PollWait: wait, Logger: c.Log})
 	if err != nil {
 		c.t.Fatalf("agent %s: %v", name, err)
 	}
@@ -214,13 +247,26 @@ func Logger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
+// freeAddr picks a port free for both TCP and UDP below Linux's ephemeral
+// range (32768 and up), so that no outgoing connection of another test can
+// take it between now and the server's start.
 func freeAddr(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 1000 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		pc, err := net.ListenPacket("udp", addr)
+		ln.Close()
+		if err != nil {
+			continue
+		}
+		pc.Close()
+		return addr
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free port")
+	return ""
 }
 
 // Publish packs files (path -> content; a path ending in "*" is made
@@ -317,4 +363,89 @@ func (c *Cluster) WaitRollout(id string, timeout time.Duration, states ...string
 		return false
 	})
 	return st
+}
+
+// ClientFor returns an admin client that talks to server i only.
+func (c *Cluster) ClientFor(i int) *client.Client {
+	c.t.Helper()
+	cfg, err := client.LoadConfig(c.Boot.AdminConfig)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	cfg.Servers = []string{"https://" + c.ServerAPI(i)}
+	cl, err := cfg.Client()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(cl.Close)
+	return cl
+}
+
+// ServerAPI returns server i's API address (whether or not it runs).
+func (c *Cluster) ServerAPI(i int) string {
+	cfg, err := controlplane.LoadConfig(c.Boot.ServerConfigs[c.IDs[i]])
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return cfg.APIAddr
+}
+
+// WaitConverged waits until every running server has applied the same
+// entries and holds byte-for-byte the same state, and fails the test with
+// the first difference if that does not happen in time.
+func (c *Cluster) WaitConverged(timeout time.Duration) {
+	c.t.Helper()
+	var diff string
+	deadline := time.Now().Add(timeout)
+	for {
+		if diff = c.stateDiff(); diff == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("servers did not converge in %v: %s", timeout, diff)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stateDiff compares the running servers' states and describes the first
+// difference, or returns "".
+func (c *Cluster) stateDiff() string {
+	var first []string
+	var firstID string
+	for _, s := range c.Servers {
+		if s == nil {
+			continue
+		}
+		// Raft's applied index runs ahead of the state machine's while
+		// entries wait in its queue: wait for both.
+		if s.AppliedIndex() != s.Raft().CommitIndex() {
+			return s.ID() + " has not applied every committed entry"
+		}
+		var buf bytes.Buffer
+		if err := s.Store().Snapshot().Persist(&buf); err != nil {
+			c.t.Fatal(err)
+		}
+		lines := strings.Split(buf.String(), "\n")
+		if first == nil {
+			first, firstID = lines, s.ID()
+			continue
+		}
+		for i := 0; i < len(first) || i < len(lines); i++ {
+			a, b := "", ""
+			if i < len(first) {
+				a = first[i]
+			}
+			if i < len(lines) {
+				b = lines[i]
+			}
+			if a != b {
+				return fmt.Sprintf("line %d differs:\n%s: %s\n%s: %s", i+1, firstID, a, s.ID(), b)
+			}
+		}
+	}
+	if first == nil {
+		return "no server running"
+	}
+	return ""
 }
