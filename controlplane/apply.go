@@ -37,6 +37,7 @@ func (s *Server) write(ctx context.Context, cmd *state.Command) (state.Result, e
 	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
 	defer cancel()
 	for attempt := 0; ; attempt++ {
+		changed := s.leader.wait() // before the attempt, so no change is missed
 		res, err := s.writeOnce(ctx, cmd)
 		if err == nil {
 			return res, nil
@@ -45,6 +46,7 @@ func (s *Server) write(ctx context.Context, cmd *state.Command) (state.Result, e
 		select {
 		case <-ctx.Done():
 			return state.Result{}, errUnavailable
+		case <-changed:
 		case <-time.After(backoff(attempt)):
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/drover-dev/drover/artifacts"
@@ -63,10 +64,15 @@ func (s *Server) putBlob(w http.ResponseWriter, r *http.Request, caller pki.Iden
 }
 
 func (s *Server) storeBlob(body io.Reader, digest string, size int64) error {
+	if err := s.diskError(); err != nil {
+		return err
+	}
 	err := s.blobs.Put(body, digest, size)
 	switch {
 	case errors.Is(err, artifacts.ErrDigestMismatch), errors.Is(err, artifacts.ErrTooLarge):
 		return api.Errorf(api.CodeInvalid, "%v", err)
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EROFS), errors.Is(err, syscall.EDQUOT):
+		return &api.Error{Code: api.CodeUnavailable, Message: fmt.Sprintf("server %s cannot store the payload: %v", s.cfg.ID, err)}
 	case err != nil:
 		return fmt.Errorf("cannot store blob %s: %w", digest, err)
 	}

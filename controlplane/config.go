@@ -71,6 +71,11 @@ type Config struct {
 	// Default 5m.
 	DeadServerCleanup time.Duration `yaml:"dead_server_cleanup,omitempty"`
 
+	// MinFreeBytes is the free space the data directory must keep: below
+	// it the server refuses writes and leadership. Default 256 MiB (four
+	// raft-wal segments).
+	MinFreeBytes uint64 `yaml:"min_free_bytes,omitempty"`
+
 	// HostDownAfter is how long an agent may go without checking in before
 	// its host is marked down. Default 3m (agents poll every 60s).
 	HostDownAfter time.Duration `yaml:"host_down_after,omitempty"`
@@ -133,6 +138,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.HostDownAfter == 0 {
 		c.HostDownAfter = 3 * time.Minute
+	}
+	if c.MinFreeBytes == 0 {
+		c.MinFreeBytes = 256 << 20
 	}
 }
 

@@ -166,6 +166,9 @@ func (s *Server) putInventory(w http.ResponseWriter, r *http.Request, caller pki
 // command builds a command from a request and writes it. The client's
 // Idempotency-Key, when given, is scoped to the caller.
 func (s *Server) command(r *http.Request, caller pki.Identity, t state.CmdType, body any) (state.Result, error) {
+	if err := s.diskError(); err != nil {
+		return state.Result{}, err
+	}
 	key := ""
 	if k := r.Header.Get(api.HeaderIdempotencyKey); k != "" {
 		if len(k) > 128 {

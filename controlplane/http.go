@@ -78,6 +78,9 @@ type route struct {
 
 func (s *Server) handle(mux *http.ServeMux, rt route) {
 	mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) {
+		if leader := s.leaderURL(); leader != "" {
+			w.Header().Set(api.HeaderLeader, leader) // clients send writes there first
+		}
 		var caller pki.Identity
 		authenticated := false
 		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
@@ -202,4 +205,13 @@ func pathID(r *http.Request, name string) (string, error) {
 		return "", api.Errorf(api.CodeInvalid, "%s: missing or too long", name)
 	}
 	return v, nil
+}
+
+// leaderURL is the leader's API URL, or "" when unknown.
+func (s *Server) leaderURL() string {
+	_, id := s.raft.raft.LeaderWithID()
+	if m, ok := s.members.lookup(string(id)); ok && id != "" {
+		return peerURL(m)
+	}
+	return ""
 }

@@ -18,6 +18,7 @@ type metrics struct {
 	checkins   prometheus.Counter
 	blocking   prometheus.Gauge
 	engineRuns prometheus.Counter
+	diskOK     prometheus.Gauge
 }
 
 func newMetrics(s *Server, reg prometheus.Registerer, gatherer prometheus.Gatherer) *metrics {
@@ -37,12 +38,16 @@ func newMetrics(s *Server, reg prometheus.Registerer, gatherer prometheus.Gather
 		engineRuns: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "drover_rollout_decisions_total", Help: "Rollout engine decisions committed by this server as leader.",
 		}),
+		diskOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "drover_data_dir_ok", Help: "1 while the data directory has space and is writable; 0 while the server refuses writes.",
+		}),
 	}
+	m.diskOK.Set(1)
 	r := s.raft.raft
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
-	reg.MustRegister(m.writes, m.checkins, m.blocking, m.engineRuns,
+	reg.MustRegister(m.writes, m.checkins, m.blocking, m.engineRuns, m.diskOK,
 		gauge("drover_raft_leader", "1 if this server is the Raft leader.", func() float64 { return boolFloat(r.State() == raft.Leader) }),
 		gauge("drover_raft_last_index", "Last index in this server's Raft log.", func() float64 { return float64(r.LastIndex()) }),
 		gauge("drover_raft_commit_index", "Raft commit index known to this server.", func() float64 { return float64(r.CommitIndex()) }),

@@ -2,6 +2,9 @@ package controlplane
 
 import (
 	"net/http"
+	"net/http/pprof"
+
+	"github.com/drover-dev/drover/pki"
 
 	"github.com/drover-dev/drover/artifacts"
 	"github.com/drover-dev/drover/inventory"
@@ -47,7 +50,24 @@ func (s *Server) routeTable() []route {
 		{"PUT /v1/trust", admins, smallBody, s.setTrust},
 		{"GET /v1/cluster/status", viewers, 0, s.clusterStatus},
 		{"GET /metrics", viewers, 0, s.serveMetrics},
+		{"GET /debug/pprof/{profile...}", admins, 0, servePprof},
 	}
+}
+
+// servePprof serves Go's profiles to admins (`go tool pprof` with the
+// admin's certificate, or curl --cert).
+func servePprof(w http.ResponseWriter, r *http.Request, _ pki.Identity) error {
+	switch name := r.PathValue("profile"); name {
+	case "":
+		pprof.Index(w, r)
+	case "profile":
+		pprof.Profile(w, r)
+	case "trace":
+		pprof.Trace(w, r)
+	default:
+		pprof.Handler(name).ServeHTTP(w, r)
+	}
+	return nil
 }
 
 func (s *Server) routes() http.Handler {

@@ -2,7 +2,6 @@ package controlplane
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -51,6 +50,8 @@ type Server struct {
 	apiLn   net.Listener
 	metrics *metrics
 	live    *liveness
+	disk    diskWatch
+	leader  *leaderWatch
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	closed  sync.Once
@@ -79,7 +80,8 @@ func New(config *Config, opts Options) (_ *Server, err error) {
 		opts.Registerer, opts.Gatherer = reg, reg
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{cfg: &cfg, log: opts.Logger.With("server", cfg.ID), clock: opts.Clock, store: state.NewStore(), cancel: cancel}
+	s := &Server{cfg: &cfg, log: opts.Logger.With("server", cfg.ID), clock: opts.Clock, store: state.NewStore(),
+		leader: newLeaderWatch(), cancel: cancel}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -87,6 +89,9 @@ func New(config *Config, opts Options) (_ *Server, err error) {
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create data directory: %w", err)
+	}
+	if problem := checkDisk(cfg.DataDir, 0); problem != "" {
+		return nil, errors.New(problem)
 	}
 	certPEM, keyPEM, caPEM, err := pki.LoadKeyPair(cfg.TLS.Cert, cfg.TLS.Key, cfg.TLS.CA)
 	if err != nil {
@@ -146,7 +151,10 @@ func New(config *Config, opts Options) (_ *Server, err error) {
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
 	s.goRun(func() {
-		if err := s.http.Serve(tls.NewListener(s.apiLn, apiTLS)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		// ServeTLS (not Serve over a TLS listener) so that HTTP/2 is offered:
+		// agents and clients multiplex their requests over one connection
+		// instead of paying a mutual-TLS handshake for each.
+		if err := s.http.ServeTLS(s.apiLn, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("api server stopped", "err", err)
 		}
 	})
@@ -155,7 +163,9 @@ func New(config *Config, opts Options) (_ *Server, err error) {
 		s.goRun(func() { s.bootstrapWhenReady(ctx) })
 	}
 	s.goRun(func() { s.watchLeadership(ctx) })
+	s.goRun(func() { s.observeLeader(ctx) })
 	s.goRun(func() { s.forwardCheckins(ctx) })
+	s.goRun(func() { s.watchDisk(ctx) })
 	s.log.Info("server started", "api", cfg.APIAddr, "raft", cfg.RaftAddr, "gossip", cfg.GossipAddr, "existing_state", hasState)
 	return s, nil
 }
@@ -194,6 +204,9 @@ func (s *Server) Close() error {
 
 // ID is the server's ID.
 func (s *Server) ID() string { return s.cfg.ID }
+
+// RaftAddr is the address Raft listens on.
+func (s *Server) RaftAddr() string { return s.cfg.RaftAddr }
 
 // APIAddr is the address the API listens on.
 func (s *Server) APIAddr() string { return s.cfg.APIAddr }

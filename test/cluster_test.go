@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -288,9 +290,102 @@ func TestWholeClusterRestartKeepsEveryWrite(t *testing.T) {
 	}
 }
 
-func TestUnwritableBlobStoreGivesAClearError(t *testing.T) {
-	if os.Geteuid() == 0 {
-		t.Skip("root ignores directory permissions; the disk-full test covers this as root")
+// mountTmpfs mounts a tmpfs of size at a new directory (root only) and
+// unmounts it when the test ends.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("this test needs root (to mount a small tmpfs); CI runs as root")
+		}
+		t.Skip("needs root to mount a small tmpfs; run as root or in CI")
 	}
-	_ = errors.New
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+	return dir
+}
+
+// TestFullDiskRefusesWritesAndLosesNothing fills one server's data
+// directory: that server hands over leadership and refuses writes with a
+// clear reason, the others go on, and nothing acknowledged is lost.
+func TestFullDiskRefusesWritesAndLosesNothing(t *testing.T) {
+	disk := mountTmpfs(t, "48m")
+	c := testcluster.StartWith(t, testcluster.Options{Servers: 3, Tune: func(cfg *controlplane.Config) {
+		cfg.Raft.SegmentBytes = 1 << 20
+		cfg.MinFreeBytes = 8 << 20
+		if cfg.ID == "s1" {
+			cfg.DataDir = filepath.Join(disk, "data")
+		}
+	}})
+	var acked []string
+	write := func(cl *client.Client) error {
+		id, err := writeToken(context.Background(), cl)
+		if err == nil {
+			acked = append(acked, id)
+		}
+		return err
+	}
+	for range 10 {
+		if err := write(c.Admin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Make s1 the leader, then fill its disk.
+	if leader := c.Leader(); leader != 0 {
+		if err := c.Servers[leader].Raft().LeadershipTransferToServer("s1", raft.ServerAddress(c.Servers[0].RaftAddr())).Error(); err != nil {
+			t.Fatalf("transfer leadership to s1: %v", err)
+		}
+	}
+	testcluster.WaitFor(t, 10*time.Second, "s1 to lead", func() bool { return c.Servers[0].IsLeader() })
+	filler := filepath.Join(disk, "filler")
+	if out, err := exec.Command("dd", "if=/dev/zero", "of="+filler, "bs=1M", "count=44").CombinedOutput(); err != nil && !strings.Contains(string(out), "No space") {
+		t.Fatalf("fill disk: %v: %s", err, out)
+	}
+
+	testcluster.WaitFor(t, 15*time.Second, "s1 to hand over leadership", func() bool {
+		return !c.Servers[0].IsLeader() && (c.Servers[1].IsLeader() || c.Servers[2].IsLeader())
+	})
+	s1 := c.ClientFor(0)
+	err := write(s1)
+	var apiErr *api.Error
+	if !errors.As(err, &apiErr) || apiErr.Code != api.CodeUnavailable || !strings.Contains(apiErr.Message, "free") {
+		t.Fatalf("write through s1 with a full disk: got %v; want an unavailable error that says the disk is full", err)
+	}
+	t.Logf("s1 says: %s", apiErr.Message)
+	for range 10 { // the cluster goes on; the client fails over from s1
+		if err := write(c.Admin); err != nil {
+			t.Fatalf("cluster refused a write while one server's disk is full: %v", err)
+		}
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.WaitFor(t, 15*time.Second, "s1 to accept writes again", func() bool { return write(s1) == nil })
+	c.WaitConverged(20 * time.Second)
+	checkTokens(t, c, acked)
+}
+
+// TestReadOnlyDataDirectoryIsRefusedAtStart starts a server on a data
+// directory mounted read-only: it refuses to start, and says why.
+func TestReadOnlyDataDirectoryIsRefusedAtStart(t *testing.T) {
+	dir := mountTmpfs(t, "8m")
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-o", "remount,ro", dir).CombinedOutput(); err != nil {
+		t.Fatalf("remount read-only: %v: %s", err, out)
+	}
+	c := testcluster.StartWith(t, testcluster.Options{Servers: 1, Spare: 1, Tune: func(cfg *controlplane.Config) {
+		if cfg.ID == "s2" {
+			cfg.DataDir = filepath.Join(dir, "data")
+		}
+	}})
+	err := c.TryStartServer(1)
+	if err == nil || !strings.Contains(err.Error(), "not writable") || !strings.Contains(err.Error(), "read-only") {
+		t.Fatalf("server on a read-only data directory: got %v; want a refusal naming the directory as not writable", err)
+	}
+	t.Logf("s2 says: %v", err)
 }

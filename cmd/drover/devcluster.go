@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"context"
 	"errors"
 	"fmt"
@@ -27,8 +28,12 @@ type devCluster struct {
 	boot     *bootstrap.Cluster
 	admin    *client.Client
 	key      string // secret key trusted for every application
-	procs    []*exec.Cmd
-	agentDir []string
+	procs     []*exec.Cmd // servers first, then agents
+	serverIDs []string
+	spawnArgs [][]string // how each process was started, to restart it
+	agentDir  []string
+	specs     []bootstrap.Server
+	adminTLS  *tls.Config
 	logf     func(format string, args ...any)
 }
 
@@ -57,6 +62,7 @@ func startDevCluster(ctx context.Context, dir string, agents int, logf func(stri
 		}
 		specs = append(specs, bootstrap.Server{ID: "s" + strconv.Itoa(i), APIAddr: apiAddr, RaftAddr: raftAddr, GossipAddr: gossipAddr})
 	}
+	d.specs = specs
 	if d.boot, err = bootstrap.Write(bootstrap.Plan{Dir: dir, Name: "dev", Servers: specs, Now: time.Now()}); err != nil {
 		return nil, err
 	}
@@ -64,6 +70,7 @@ func startDevCluster(ctx context.Context, dir string, agents int, logf func(stri
 		return nil, err
 	}
 	for _, s := range specs {
+		d.serverIDs = append(d.serverIDs, s.ID)
 		if err := d.spawn(s.ID, self, "server", "--config", d.boot.ServerConfigs[s.ID]); err != nil {
 			return nil, err
 		}
@@ -74,6 +81,13 @@ func startDevCluster(ctx context.Context, dir string, agents int, logf func(stri
 		return nil, err
 	}
 	if d.admin, err = cfg.Client(); err != nil {
+		return nil, err
+	}
+	certPEM, keyPEM, caPEM, err := pki.LoadKeyPair(cfg.Cert, cfg.Key, cfg.CA)
+	if err != nil {
+		return nil, err
+	}
+	if d.adminTLS, err = pki.ClientTLS(certPEM, keyPEM, caPEM); err != nil {
 		return nil, err
 	}
 	if err := d.waitLeader(ctx); err != nil {
@@ -103,21 +117,73 @@ func startDevCluster(ctx context.Context, dir string, agents int, logf func(stri
 	return d, nil
 }
 
-// spawn starts a process with its output in logs/NAME.log.
+// spawn starts a process with its output appended to logs/NAME.log.
 func (d *devCluster) spawn(name, bin string, args ...string) error {
-	logFile, err := os.Create(filepath.Join(d.dir, "logs", name+".log"))
+	cmd, err := d.start(name, bin, args)
 	if err != nil {
 		return err
+	}
+	d.procs = append(d.procs, cmd)
+	d.spawnArgs = append(d.spawnArgs, append([]string{name, bin}, args...))
+	return nil
+}
+
+func (d *devCluster) start(name, bin string, args []string) (*exec.Cmd, error) {
+	logFile, err := os.OpenFile(filepath.Join(d.dir, "logs", name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
 	}
 	defer logFile.Close()
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C reaches us, and we stop them in order
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("cannot start %s: %w", name, err)
+		return nil, fmt.Errorf("cannot start %s: %w", name, err)
 	}
-	d.procs = append(d.procs, cmd)
-	return nil
+	return cmd, nil
+}
+
+// restartServer starts server i again (after it died or was killed) and
+// waits until it has caught up with the leader.
+func (d *devCluster) restartServer(ctx context.Context, i int) error {
+	a := d.spawnArgs[i]
+	cmd, err := d.start(a[0], a[1], a[2:])
+	if err != nil {
+		return err
+	}
+	d.procs[i] = cmd
+	return poll(ctx, 60*time.Second, "server "+d.serverIDs[i]+" to catch up", func() bool {
+		var st api.ClusterStatus
+		if _, err := d.admin.Do(ctx, client.Request{Method: "GET", Path: api.PathClusterStatus}, &st); err != nil || st.Leader == "" {
+			return false
+		}
+		for _, s := range st.Servers {
+			if s.ID == d.serverIDs[i] {
+				return s.Health != nil && s.Lag < 10
+			}
+		}
+		return false
+	})
+}
+
+// leaderIndex returns the index in procs of the current leader.
+func (d *devCluster) leaderIndex(ctx context.Context) (int, error) {
+	var leader string
+	err := poll(ctx, 30*time.Second, "a leader", func() bool {
+		var st api.ClusterStatus
+		_, err := d.admin.Do(ctx, client.Request{Method: "GET", Path: api.PathClusterStatus}, &st)
+		leader = st.Leader
+		return err == nil && leader != ""
+	})
+	if err != nil {
+		return 0, err
+	}
+	for i, id := range d.serverIDs {
+		if id == leader {
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("leader %s is not one of this cluster's servers", leader)
 }
 
 func (d *devCluster) waitLeader(ctx context.Context) error {

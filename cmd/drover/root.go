@@ -98,7 +98,7 @@ The CLI reads its configuration from --config, else $DROVER_CONFIG, else
 		a.keygenCommand(), a.signCommand(), a.verifyCommand(),
 		a.artifactCommand(), a.releaseCommand(), a.rolloutCommand(),
 		a.hostCommand(), a.inventoryCommand(), a.tokenCommand(), a.trustCommand(),
-		a.clusterCommand(), a.versionCommand(),
+		a.clusterCommand(), a.versionCommand(), a.benchCommand(),
 	)
 	return root
 }

@@ -33,6 +33,7 @@ type Client struct {
 	mu      sync.Mutex
 	servers []string // base URLs, e.g. https://10.0.0.1:7400
 	current int      // index of the server that answered last
+	leader  string   // the leader's URL, as the last answer named it
 }
 
 // New returns a client for the servers (base URLs) with the TLS config.
@@ -135,7 +136,7 @@ func (c *Client) Send(ctx context.Context, req Request) (*http.Response, error) 
 	if req.Method != http.MethodGet && req.Key == "" {
 		req.Key = newKey()
 	}
-	servers, start := c.snapshot()
+	servers, start := c.snapshot(req.Method != http.MethodGet)
 	var tried []string
 	var lastErr error
 	for i := range servers {
@@ -168,7 +169,7 @@ func (c *Client) Send(ctx context.Context, req Request) (*http.Response, error) 
 			resp.Body.Close()
 			continue
 		}
-		c.setCurrent(n)
+		c.answered(n, req.Method == http.MethodGet, resp.Header.Get(api.HeaderLeader))
 		if resp.StatusCode >= 300 {
 			defer resp.Body.Close()
 			return nil, decodeError(resp)
@@ -206,15 +207,32 @@ func (c *Client) build(ctx context.Context, base string, req Request, body []byt
 	return hreq, nil
 }
 
-func (c *Client) snapshot() ([]string, int) {
+// snapshot returns the servers and where to start. A write starts at the
+// leader when the client knows it, saving the hop a follower would forward
+// it through; reads stay where they are.
+func (c *Client) snapshot(write bool) ([]string, int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]string(nil), c.servers...), c.current
+	start := c.current
+	if write && c.leader != "" {
+		for i, s := range c.servers {
+			if s == c.leader {
+				start = i
+			}
+		}
+	}
+	return append([]string(nil), c.servers...), start
 }
 
-func (c *Client) setCurrent(n int) {
+// answered records that server n answered. Reads stick to the server that
+// answered the last read, so that many clients spread over the servers;
+// every answer names the leader, for writes.
+func (c *Client) answered(n int, read bool, leader string) {
 	c.mu.Lock()
-	c.current = n
+	if read {
+		c.current = n
+	}
+	c.leader = leader
 	c.mu.Unlock()
 }
 

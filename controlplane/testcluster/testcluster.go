@@ -120,6 +120,22 @@ func (c *Cluster) StartServer(i int) *controlplane.Server {
 	return s
 }
 
+// TryStartServer starts server i once and returns the error, if any.
+func (c *Cluster) TryStartServer(i int) error {
+	cfg, err := controlplane.LoadConfig(c.Boot.ServerConfigs[c.IDs[i]])
+	if err != nil {
+		return err
+	}
+	if c.Tune != nil {
+		c.Tune(cfg)
+	}
+	s, err := controlplane.New(cfg, controlplane.Options{Logger: c.Log, Network: c.Net.For(cfg.ID)})
+	if err == nil {
+		c.Servers[i] = s
+	}
+	return err
+}
+
 // StopServer stops server i, keeping its data.
 func (c *Cluster) StopServer(i int) {
 	if s := c.Servers[i]; s != nil {

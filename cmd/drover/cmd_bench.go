@@ -1,0 +1,227 @@
+package main
+
+import (
+	"io"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/drover-dev/drover/controlplane/api"
+	"github.com/drover-dev/drover/controlplane/client"
+)
+
+// The bench commands measure a local cluster of real processes. They are
+// for the people who build drover and for capacity planning; `make bench`
+// runs them and writes bench/results.md.
+
+func (a *app) benchCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure a local cluster: leader failover, write throughput",
+	}
+	var trials int
+	failover := &cobra.Command{
+		Use:   "failover [--trials 20]",
+		Short: "Kill -9 the leader repeatedly and time until a write is accepted again",
+		Long: `Start 3 server processes, then repeatedly: SIGKILL the leader, time from the
+kill until a write is acknowledged, restart the killed server and let it
+catch up. Prints the distribution (stock Raft timeouts).`,
+		Example: `  drover bench failover --trials 20`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.benchFailover(cmd.Context(), trials)
+		},
+	}
+	failover.Flags().IntVar(&trials, "trials", 20, "number of leader kills")
+	var duration time.Duration
+	var workers []int
+	var profile string
+	writes := &cobra.Command{
+		Use:   "writes [--duration 10s] [--workers 1,16,64]",
+		Short: "Measure small-write throughput and latency through Raft",
+		Long: `Start 3 server processes and write small commands (join tokens) through
+the API with N concurrent writers for each N, reporting ops/s and latency
+percentiles; then measure one fsync of a 4 KiB write on the same disk, the
+cost Raft's batching amortises.`,
+		Example: `  drover bench writes --duration 10s --workers 1,16,64`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.benchWrites(cmd.Context(), duration, workers, profile)
+		},
+	}
+	writes.Flags().DurationVar(&duration, "duration", 10*time.Second, "measuring time per concurrency level")
+	writes.Flags().IntSliceVar(&workers, "workers", []int{1, 16, 64}, "concurrency levels")
+	writes.Flags().StringVar(&profile, "profile", "", "write a CPU profile of the leader during the last level to this file")
+	cmd.AddCommand(failover, writes)
+	return cmd
+}
+
+func (a *app) benchCluster(ctx context.Context) (*devCluster, func(), error) {
+	dir, err := os.MkdirTemp("", "drover-bench-")
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := startDevCluster(ctx, dir, 0, func(string, ...any) {})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return d, func() { d.stop(); os.RemoveAll(dir) }, nil
+}
+
+func (a *app) benchFailover(ctx context.Context, trials int) error {
+	d, done, err := a.benchCluster(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	var times []time.Duration
+	for trial := 1; trial <= trials; trial++ {
+		leader, err := d.leaderIndex(ctx)
+		if err != nil {
+			return err
+		}
+		if err := d.procs[leader].Process.Signal(syscall.SIGKILL); err != nil {
+			return err
+		}
+		killed := time.Now()
+		_ = d.procs[leader].Wait()
+		// One write, retried only if a server gives up on it; the servers
+		// themselves wait for the new leader and forward to it.
+		for {
+			_, err := d.admin.Do(ctx, client.Request{Method: "POST", Path: api.PathTokens, JSON: api.TokenRequest{TTL: "1h", Uses: 1}}, nil)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+		took := time.Since(killed)
+		times = append(times, took)
+		fmt.Fprintf(a.stderr, "trial %2d: killed %s, write accepted after %v\n", trial, d.serverIDs[leader], took.Round(time.Millisecond))
+		if err := d.restartServer(ctx, leader); err != nil {
+			return err
+		}
+	}
+	p := percentiles(times)
+	fmt.Fprintf(a.stdout, "leader failover (kill -9 to write accepted), %d trials: p50 %v, p90 %v, p99 %v, max %v\n",
+		len(times), p(50), p(90), p(99), p(100))
+	return nil
+}
+
+func (a *app) benchWrites(ctx context.Context, duration time.Duration, workers []int, profile string) error {
+	d, done, err := a.benchCluster(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	for i, n := range workers {
+		if profile != "" && i == len(workers)-1 {
+			go d.profileLeader(ctx, duration, profile, a.stderr)
+		}
+		var (
+			mu   sync.Mutex
+			lats []time.Duration
+			errs int
+			wg   sync.WaitGroup
+		)
+		end := time.Now().Add(duration)
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for time.Now().Before(end) && ctx.Err() == nil {
+					start := time.Now()
+					_, err := d.admin.Do(ctx, client.Request{Method: "POST", Path: api.PathTokens, JSON: api.TokenRequest{TTL: "1h", Uses: 1}}, nil)
+					lat := time.Since(start)
+					mu.Lock()
+					if err != nil {
+						errs++
+					} else {
+						lats = append(lats, lat)
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		p := percentiles(lats)
+		fmt.Fprintf(a.stdout, "writes, %3d writers: %7.0f ops/s, latency p50 %v p99 %v, %d errors\n",
+			n, float64(len(lats))/duration.Seconds(), p(50), p(99), errs)
+	}
+	fsync, err := measureFsync(d.dir, 200)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "one fsync of a 4 KiB write on the same disk: %v (a write per fsync would cap at %.0f ops/s)\n",
+		fsync, float64(time.Second)/float64(fsync))
+	return nil
+}
+
+// measureFsync returns the mean time of write+fsync of 4 KiB.
+func measureFsync(dir string, n int) (time.Duration, error) {
+	f, err := os.Create(filepath.Join(dir, "fsync-probe"))
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	buf := make([]byte, 4096)
+	start := time.Now()
+	for range n {
+		if _, err := f.Write(buf); err != nil {
+			return 0, err
+		}
+		if err := f.Sync(); err != nil {
+			return 0, err
+		}
+	}
+	return time.Since(start) / time.Duration(n), nil
+}
+
+// percentiles returns a function giving the q-th percentile of ds.
+func percentiles(ds []time.Duration) func(q int) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return func(q int) time.Duration {
+		if len(s) == 0 {
+			return 0
+		}
+		i := min(len(s)-1, (q*len(s)+99)/100-1)
+		return s[max(i, 0)].Round(time.Millisecond / 10)
+	}
+}
+
+// profileLeader saves a CPU profile of the leader over d.
+func (d *devCluster) profileLeader(ctx context.Context, dur time.Duration, path string, log io.Writer) {
+	leader, err := d.leaderIndex(ctx)
+	if err != nil {
+		fmt.Fprintln(log, "profile:", err)
+		return
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(log, "profile:", err)
+		return
+	}
+	defer f.Close()
+	addr := d.specs[leader].APIAddr
+	c := client.New([]string{"https://" + addr}, d.adminTLS)
+	defer c.Close()
+	resp, err := c.Send(ctx, client.Request{Method: "GET", Path: fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(dur.Seconds())-1)})
+	if err != nil {
+		fmt.Fprintln(log, "profile:", err)
+		return
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(f, resp.Body)
+	fmt.Fprintf(log, "CPU profile of leader %s written to %s\n", d.serverIDs[leader], path)
+}
