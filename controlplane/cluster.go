@@ -168,23 +168,28 @@ func (s *Server) reconcileOnce(ctx context.Context, log *slog.Logger, healthySin
 }
 
 // mayRemove decides whether a server gossip sees dead or gone can leave
-// the Raft configuration. Non-voters can go once dead long enough. A voter
-// goes only if, after its removal, the voters still number at least
-// BootstrapExpect and those alive still form a quorum of them.
+// the Raft configuration (see removable).
 func (s *Server) mayRemove(m member, sv raft.Server, servers []raft.Server, members []member, now time.Time) bool {
 	if now.Sub(m.Since) < s.cfg.DeadServerCleanup {
 		return false
-	}
-	if sv.Suffrage != raft.Voter {
-		return true
 	}
 	alive := map[string]bool{}
 	for _, mm := range members {
 		alive[mm.ID] = mm.Alive()
 	}
+	return removable(sv, servers, alive, s.cfg.BootstrapExpect)
+}
+
+// removable is the quorum rule for removing a dead server: a non-voter can
+// always go; a voter only if, after its removal, the voters still number at
+// least minVoters and those alive are a quorum of them.
+func removable(dead raft.Server, servers []raft.Server, alive map[string]bool, minVoters int) bool {
+	if dead.Suffrage != raft.Voter {
+		return true
+	}
 	voters, aliveVoters := 0, 0
 	for _, other := range servers {
-		if other.Suffrage != raft.Voter || string(other.ID) == m.ID {
+		if other.Suffrage != raft.Voter || other.ID == dead.ID {
 			continue
 		}
 		voters++
@@ -192,7 +197,7 @@ func (s *Server) mayRemove(m member, sv raft.Server, servers []raft.Server, memb
 			aliveVoters++
 		}
 	}
-	return voters >= s.cfg.BootstrapExpect && aliveVoters >= voters/2+1
+	return voters >= minVoters && aliveVoters >= voters/2+1
 }
 
 // addNonvoter adds a server to Raft after checking, over mutual TLS, that
