@@ -18,7 +18,6 @@ import (
 	"github.com/drover-dev/drover/controlplane/client"
 	"github.com/drover-dev/drover/deploy"
 	"github.com/drover-dev/drover/inventory"
-	"github.com/drover-dev/drover/pki"
 )
 
 // Config is how an agent runs.
@@ -66,6 +65,7 @@ type Agent struct {
 	files   layout
 	name    string
 	client  *client.Client
+	creds   *credentials
 	journal *journal
 	trust   []artifacts.Policy
 
@@ -87,11 +87,15 @@ func New(cfg Config) (*Agent, error) {
 	if err := json.Unmarshal(b, &id); err != nil {
 		return nil, fmt.Errorf("%s is corrupt: %w", l.config(), err)
 	}
-	certPEM, keyPEM, caPEM, err := pki.LoadKeyPair(l.tls("agent.crt"), l.tls("agent.key"), l.tls("ca.crt"))
-	if err != nil {
-		return nil, fmt.Errorf("cannot load the agent's certificate: %w", err)
+	creds := &credentials{}
+	if err := creds.load(l); err != nil {
+		return nil, err
 	}
-	tlsCfg, err := pki.ClientTLS(certPEM, keyPEM, caPEM)
+	caPEM, err := os.ReadFile(l.tls("ca.crt"))
+	if err != nil {
+		return nil, err
+	}
+	tlsCfg, err := creds.tlsConfig(caPEM)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +107,7 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger.With("host", id.Name), files: l, name: id.Name,
+	a := &Agent{cfg: cfg, log: cfg.Logger.With("host", id.Name), files: l, name: id.Name, creds: creds,
 		client: client.New(id.Servers, tlsCfg), journal: j, trust: trust}
 	return a, nil
 }
@@ -125,6 +129,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	var index uint64
 	failures := 0
 	for ctx.Err() == nil {
+		a.maybeRenew(ctx)
 		a.flushOutbox(ctx)
 		a.maybeSendInventory(ctx)
 		desired, err := a.poll(ctx, index)

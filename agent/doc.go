@@ -9,7 +9,8 @@
 // Layout of an agent's directory (its "host"):
 //
 //	agent.json                 name and servers, written at enrollment
-//	tls/agent.key, agent.crt, ca.crt
+//	tls/ca.crt                 the cluster CA
+//	tls/current -> gen-N/      agent.key and agent.crt in use (renewed in place)
 //	trust.json                 the trust policies this agent accepts
 //	journal.json               apply in progress, results, undelivered reports
 //	cache/SHA256               downloaded payloads

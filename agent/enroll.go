@@ -79,7 +79,7 @@ func Enroll(ctx context.Context, o EnrollOptions) error {
 	if _, err := pki.ClientTLS(resp.Certificate, keyPEM, caPEM); err != nil {
 		return fmt.Errorf("the server sent an unusable certificate: %w", err)
 	}
-	if err := writeFiles(l, resp, caPEM, o.Name); err != nil {
+	if err := writeFiles(l, resp, caPEM, keyPEM, o.Name); err != nil {
 		return err
 	}
 	return nil
@@ -124,7 +124,7 @@ func withPinPrefix(pin string) string {
 // loadOrMakeKey returns the host's key and certificate request, making
 // them on the first attempt and reusing them on a retry.
 func loadOrMakeKey(l layout, name string) (keyPEM, csrDER []byte, err error) {
-	keyPath, csrPath := l.tls("agent.key"), l.tls("agent.csr")
+	keyPath, csrPath := l.tls("pending.key"), l.tls("pending.csr")
 	keyPEM, kerr := os.ReadFile(keyPath)
 	csrDER, cerr := os.ReadFile(csrPath)
 	if kerr == nil && cerr == nil {
@@ -148,13 +148,15 @@ func loadOrMakeKey(l layout, name string) (keyPEM, csrDER []byte, err error) {
 	return keyPEM, csrDER, nil
 }
 
-func writeFiles(l layout, resp api.EnrollResponse, caPEM []byte, name string) error {
-	if err := pki.WriteFileAtomic(l.tls("agent.crt"), resp.Certificate, 0o644); err != nil {
-		return err
-	}
+func writeFiles(l layout, resp api.EnrollResponse, caPEM, keyPEM []byte, name string) error {
 	if err := pki.WriteFileAtomic(l.tls("ca.crt"), caPEM, 0o644); err != nil {
 		return err
 	}
+	if err := writeGeneration(l, keyPEM, resp.Certificate); err != nil {
+		return err
+	}
+	_ = os.Remove(l.tls("pending.key"))
+	_ = os.Remove(l.tls("pending.csr"))
 	if err := saveTrust(l, resp.Trust); err != nil {
 		return err
 	}

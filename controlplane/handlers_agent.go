@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	memdb "github.com/hashicorp/go-memdb"
@@ -43,19 +44,20 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, _ pki.Identity) 
 	if err := id.Validate(); err != nil {
 		return api.Errorf(api.CodeInvalid, "host: %v", err)
 	}
-	certPEM, err := s.ca.SignCSR(req.CSR, id, s.clock.Now(), s.cfg.AgentCertTTL)
-	if err != nil {
-		return api.Errorf(api.CodeInvalid, "csr: %v", err)
+	// Refuse a wrong secret before spending a signature on it. (A token
+	// this server does not know yet may just not have reached it: the
+	// state machine decides, with expiry and uses, when it commits.)
+	if known, ok := s.store.Token(tok.ID); ok && !tok.Matches(known.SecretHash) {
+		return api.Errorf(api.CodeForbidden, "join token is not valid")
 	}
-	block, _ := pem.Decode(certPEM)
-	cert, err := x509.ParseCertificate(block.Bytes)
+	certPEM, cert, err := s.signCSR(req.CSR, id, s.cfg.AgentCertTTL)
 	if err != nil {
 		return err
 	}
 	pin := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
 	_, err = result(s.command(r, id, state.CmdEnroll, state.Enroll{
 		TokenID: tok.ID, SecretHash: pki.HashSecret(tok.Secret), Host: req.Host,
-		KeyPin: hex.EncodeToString(pin[:]), CertSerial: pki.SerialString(cert),
+		KeyPin: hex.EncodeToString(pin[:]), Cert: issued(cert),
 	}))
 	if err != nil {
 		return err
@@ -65,6 +67,46 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, _ pki.Identity) 
 	return writeJSON(w, http.StatusOK, api.EnrollResponse{
 		Certificate: certPEM, CA: s.caPEM, Trust: plainPolicies(policies), Servers: s.serverURLs(),
 	})
+}
+
+// renew gives an agent a new certificate for a new key before its current
+// one expires. The identity is the current certificate's; the CSR only
+// carries the new public key (and must name the same host).
+func (s *Server) renew(w http.ResponseWriter, r *http.Request, caller pki.Identity) error {
+	var req api.RenewRequest
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	if _, ok := s.store.Host(nil, caller.Name); !ok {
+		return api.Errorf(api.CodeForbidden, "host %s is not enrolled", caller.Name)
+	}
+	certPEM, cert, err := s.signCSR(req.CSR, caller, s.cfg.AgentCertTTL)
+	if err != nil {
+		return err
+	}
+	if _, err := result(s.command(r, caller, state.CmdCertIssued, state.CertIssued{Kind: "agent", Name: caller.Name, Cert: issued(cert)})); err != nil {
+		return err
+	}
+	s.log.Info("agent certificate renewed", "host", caller.Name, "serial", pki.SerialString(cert), "not_after", cert.NotAfter)
+	return writeJSON(w, http.StatusOK, api.EnrollResponse{Certificate: certPEM, CA: s.caPEM, Servers: s.serverURLs()})
+}
+
+// signCSR signs a certificate request for id with the cluster CA.
+func (s *Server) signCSR(csr []byte, id pki.Identity, ttl time.Duration) ([]byte, *x509.Certificate, error) {
+	certPEM, err := s.ca.SignCSR(csr, id, s.clock.Now(), ttl)
+	if err != nil {
+		return nil, nil, api.Errorf(api.CodeInvalid, "csr: %v", err)
+	}
+	block, _ := pem.Decode(certPEM)
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, nil, err
+	}
+	return certPEM, cert, nil
+}
+
+func issued(c *x509.Certificate) api.IssuedCert {
+	return api.IssuedCert{Serial: pki.SerialString(c), NotAfter: c.NotAfter.UTC()}
 }
 
 func plainPolicies(ps []*api.TrustPolicy) []artifacts.Policy {

@@ -185,13 +185,18 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, caller pki.
 	if err := api.ValidateLabels(req.Labels); err != nil {
 		return err
 	}
+	if req.Host != "" {
+		if err := (pki.Identity{Kind: pki.KindAgent, Name: req.Host}).Validate(); err != nil {
+			return api.Errorf(api.CodeInvalid, "host: %v", err)
+		}
+	}
 	tok, err := pki.NewJoinToken(s.ca.Pin(), rand.Reader)
 	if err != nil {
 		return err
 	}
 	expires := s.clock.Now().Add(ttl).UTC()
 	if _, err := result(s.command(r, caller, state.CmdTokenCreate, state.TokenCreate{
-		ID: tok.ID, SecretHash: pki.HashSecret(tok.Secret), Labels: req.Labels, ExpiresAt: expires, Uses: req.Uses,
+		ID: tok.ID, SecretHash: pki.HashSecret(tok.Secret), Labels: req.Labels, ExpiresAt: expires, Uses: req.Uses, Host: req.Host,
 	})); err != nil {
 		return err
 	}

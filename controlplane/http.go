@@ -31,6 +31,7 @@ var (
 	serversOnly = access{server: true}
 	viewers     = access{operator: pki.RoleViewer}
 	deployers   = access{operator: pki.RoleDeployer}
+	approvers   = access{operator: pki.RoleApprover}
 	admins      = access{operator: pki.RoleAdmin}
 	// readers: operators, agents and servers may all fetch payloads.
 	readers = access{agent: true, server: true, operator: pki.RoleViewer}
@@ -87,6 +88,10 @@ func (s *Server) handle(mux *http.ServeMux, rt route) {
 			id, err := pki.PeerIdentity(r.TLS)
 			if err != nil {
 				s.writeError(w, r, &api.Error{Code: api.CodeUnauthenticated, Message: "client certificate: " + err.Error()})
+				return
+			}
+			if err := s.checkRevoked(r); err != nil {
+				s.writeError(w, r, err)
 				return
 			}
 			caller, authenticated = id, true

@@ -3,6 +3,7 @@ package controlplane
 import (
 	"net/http"
 	"net/http/pprof"
+	"strings"
 
 	"github.com/drover-dev/drover/pki"
 
@@ -25,6 +26,7 @@ func (s *Server) routeTable() []route {
 		{"POST /v1/enroll", anyone, smallBody, s.enroll},
 
 		{"GET /v1/agent/desired", agentsOnly, 0, s.desired},
+		{"POST /v1/agent/renew", agentsOnly, smallBody, s.renew},
 		{"POST /v1/agent/report", agentsOnly, smallBody, s.report},
 		{"PUT /v1/agent/inventory", agentsOnly, inventoryBody, s.putInventory},
 
@@ -38,14 +40,19 @@ func (s *Server) routeTable() []route {
 
 		{"GET /v1/releases", viewers, 0, s.listReleases},
 		{"POST /v1/releases", deployers, manifestBody, s.createRelease},
+		{"POST /v1/releases/{id}/approve", approvers, smallBody, s.approveRelease},
 		{"GET /v1/rollouts", viewers, 0, s.listRollouts},
 		{"POST /v1/rollouts", deployers, smallBody, s.createRollout},
 		{"GET /v1/rollouts/{id}", viewers, 0, s.getRollout},
 		{"POST /v1/rollouts/{id}/control", deployers, smallBody, s.controlRollout},
 		{"GET /v1/hosts", viewers, 0, s.listHosts},
+		{"POST /v1/hosts/{id}/decommission", admins, smallBody, s.decommissionHost},
 		{"GET /v1/inventory/export", viewers, 0, s.exportInventory},
 
 		{"POST /v1/tokens", admins, smallBody, s.createToken},
+		{"POST /v1/operators", admins, smallBody, s.issueOperator},
+		{"GET /v1/operators", admins, 0, s.listOperators},
+		{"POST /v1/operators/{name}/revoke", admins, smallBody, s.revokeOperator},
 		{"GET /v1/trust", viewers, 0, s.getTrust},
 		{"PUT /v1/trust", admins, smallBody, s.setTrust},
 		{"GET /v1/cluster/status", viewers, 0, s.clusterStatus},
@@ -76,4 +83,26 @@ func (s *Server) routes() http.Handler {
 		s.handle(mux, rt)
 	}
 	return mux
+}
+
+// EndpointAccess says who may call one endpoint.
+type EndpointAccess struct {
+	Method, Path string
+	Anonymous    bool     // no client certificate needed
+	Agents       bool     // enrolled agents (each only about its own host)
+	Servers      bool     // other control-plane servers
+	MinRole      pki.Role // operators with at least this role; "" for none
+}
+
+// Endpoints lists every endpoint with its access rule, in the order they
+// are registered. The security documentation and the access tests are
+// built from it.
+func (s *Server) Endpoints() []EndpointAccess {
+	var out []EndpointAccess
+	for _, rt := range s.routeTable() {
+		method, path, _ := strings.Cut(rt.pattern, " ")
+		out = append(out, EndpointAccess{Method: method, Path: path, Anonymous: rt.access.anonymous,
+			Agents: rt.access.agent, Servers: rt.access.server, MinRole: rt.access.operator})
+	}
+	return out
 }

@@ -4,13 +4,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/drover-dev/drover/artifacts"
 	"github.com/drover-dev/drover/controlplane/api"
+	"github.com/drover-dev/drover/controlplane/bootstrap"
 	"github.com/drover-dev/drover/controlplane/client"
 	"github.com/drover-dev/drover/inventory"
 )
@@ -31,7 +36,23 @@ func (a *app) hostCommand() *cobra.Command {
 			return a.printOut(hosts, hostTable(hosts))
 		},
 	}
-	cmd.AddCommand(list)
+	var reason string
+	decommission := &cobra.Command{
+		Use:   "decommission HOST [--reason TEXT]",
+		Short: "Remove a host and revoke its certificates (admin)",
+		Long: `Remove a host from the fleet: its agent's certificates are revoked at once
+on every server, its part in any active rollout is marked skipped, and it
+no longer counts as a target. To bring the machine back, enroll it again
+with a new join token.`,
+		Example: `  drover host decommission web-7 --reason 'hardware retired'`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.post(cmd, api.PathHosts+"/"+args[0]+"/decommission", api.DecommissionRequest{Reason: reason},
+				fmt.Sprintf("host %s decommissioned; its certificates are revoked", args[0]))
+		},
+	}
+	decommission.Flags().StringVar(&reason, "reason", "", "why, for the record")
+	cmd.AddCommand(list, decommission)
 	return cmd
 }
 
@@ -103,7 +124,7 @@ spreadsheet would run as a formula neutralised.`,
 
 func (a *app) tokenCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "token", Short: "Join tokens for enrolling agents"}
-	var labels, ttl string
+	var labels, ttl, host string
 	var uses int
 	create := &cobra.Command{
 		Use:   "create [--labels k=v,...] [--ttl 24h] [--uses 1]",
@@ -127,7 +148,7 @@ It is shown once: the servers keep only a hash of its secret.`,
 			defer c.Close()
 			var tok api.TokenResponse
 			if _, err := c.Do(cmd.Context(), client.Request{Method: "POST", Path: api.PathTokens,
-				JSON: api.TokenRequest{Labels: l, TTL: ttl, Uses: uses}}, &tok); err != nil {
+				JSON: api.TokenRequest{Labels: l, TTL: ttl, Uses: uses, Host: host}}, &tok); err != nil {
 				return err
 			}
 			fmt.Fprintln(a.stdout, tok.Token)
@@ -138,6 +159,7 @@ It is shown once: the servers keep only a hash of its secret.`,
 	create.Flags().StringVar(&labels, "labels", "", "labels of the hosts that enroll: key=value,...")
 	create.Flags().StringVar(&ttl, "ttl", "24h", "lifetime")
 	create.Flags().IntVar(&uses, "uses", 1, "how many hosts may enroll with it")
+	create.Flags().StringVar(&host, "host", "", "grant the token to this host name only")
 	cmd.AddCommand(create)
 	return cmd
 }
@@ -267,6 +289,73 @@ leader.`,
 			})
 		},
 	}
-	cmd.AddCommand(status, members)
+	var dir string
+	var servers []string
+	initCmd := &cobra.Command{
+		Use:   "init --server ID=HOST [--server ...] --dir DIR",
+		Short: "Create the files a new cluster starts from",
+		Long: `Create a cluster CA, a gossip key, each server's certificate and
+configuration, and an admin operator's CLI bundle, in DIR:
+
+  DIR/servers/ID/           everything server ID needs: copy it to that host
+                            (server.yaml, tls/, ca/ with the CA key, gossip.key)
+  DIR/admin.yaml            the admin's CLI configuration (DIR/operators/admin/)
+  DIR/ca/, DIR/gossip.key   the originals: keep them offline and safe
+
+Each server listens on HOST:7400 (API), :7401 (Raft) and :7402 (gossip);
+write HOST:PORT to choose the API port (the next two follow). Start
+every server with: drover server --config DIR/servers/ID/server.yaml
+(paths in it are relative to the file).`,
+		Example: `  drover cluster init --server s1=10.0.0.1 --server s2=10.0.0.2 --server s3=10.0.0.3 --dir ./cluster`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dir == "" {
+				return usageErr("--dir is required")
+			}
+			if n := len(servers); n != 1 && n != 3 && n != 5 {
+				return usageErr("--server: give 1, 3 or 5 servers, got %d", n)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "ca")); err == nil {
+				return usageErr("%s already holds a cluster; choose another --dir", dir)
+			}
+			plan := bootstrap.Plan{Dir: dir, Now: time.Now()}
+			for _, spec := range servers {
+				s, err := parseServerSpec(spec)
+				if err != nil {
+					return &exitErr{code: exitUsage, err: err}
+				}
+				plan.Servers = append(plan.Servers, s)
+			}
+			cl, err := bootstrap.Write(plan)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stderr, "wrote the cluster's files to %s\n", dir)
+			fmt.Fprintf(a.stdout, "export DROVER_CONFIG=%s\n", cl.AdminConfig)
+			return nil
+		},
+	}
+	initCmd.Flags().StringVar(&dir, "dir", "", "directory to write to")
+	initCmd.Flags().StringArrayVar(&servers, "server", nil, "ID=HOST or ID=HOST:PORT (repeatable)")
+	cmd.AddCommand(status, members, initCmd)
 	return cmd
+}
+
+// parseServerSpec reads ID=HOST[:PORT]; the API is on PORT (default 7400),
+// Raft on PORT+1 and gossip on PORT+2.
+func parseServerSpec(spec string) (bootstrap.Server, error) {
+	id, hostport, ok := strings.Cut(spec, "=")
+	if !ok || id == "" || hostport == "" {
+		return bootstrap.Server{}, fmt.Errorf("--server %q: write ID=HOST or ID=HOST:PORT", spec)
+	}
+	host, port := hostport, 7400
+	if h, p, err := net.SplitHostPort(hostport); err == nil {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65533 {
+			return bootstrap.Server{}, fmt.Errorf("--server %q: bad port", spec)
+		}
+		host, port = h, n
+	}
+	addr := func(p int) string { return net.JoinHostPort(host, strconv.Itoa(p)) }
+	return bootstrap.Server{ID: id, APIAddr: addr(port), RaftAddr: addr(port + 1), GossipAddr: addr(port + 2)}, nil
 }

@@ -176,7 +176,21 @@ or --signature). The payload is uploaded first when --payload is given.`,
 			})
 		},
 	}
-	cmd.AddCommand(create, manifest, list)
+	var comment string
+	approve := &cobra.Command{
+		Use:   "approve NAME@VERSION [--comment TEXT]",
+		Short: "Approve a release (approver; never your own)",
+		Long: `Record your approval of a release. Separation of duties: the operator who
+created a release cannot approve it, and each approver approves once.`,
+		Example: `  drover release approve web@1.2.0 --comment 'CAB-1234 approved'`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.post(cmd, api.PathReleases+"/"+args[0]+"/approve", api.ApproveRequest{Comment: comment},
+				fmt.Sprintf("approved %s", args[0]))
+		},
+	}
+	approve.Flags().StringVar(&comment, "comment", "", "a note for the record, such as a change ticket")
+	cmd.AddCommand(create, manifest, list, approve)
 	return cmd
 }
 

@@ -1,8 +1,8 @@
 package main
 
 import (
-	"crypto/tls"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -24,17 +24,17 @@ import (
 // and N `drover-agent`, each agent with a directory standing for its host,
 // all state under one directory.
 type devCluster struct {
-	dir      string
-	boot     *bootstrap.Cluster
-	admin    *client.Client
-	key      string // secret key trusted for every application
+	dir       string
+	boot      *bootstrap.Cluster
+	admin     *client.Client
+	key       string      // secret key trusted for every application
 	procs     []*exec.Cmd // servers first, then agents
 	serverIDs []string
 	spawnArgs [][]string // how each process was started, to restart it
 	agentDir  []string
 	specs     []bootstrap.Server
 	adminTLS  *tls.Config
-	logf     func(format string, args ...any)
+	logf      func(format string, args ...any)
 }
 
 // startDevCluster starts the servers, trusts a fresh signing key, and

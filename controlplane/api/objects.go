@@ -17,12 +17,14 @@ type Meta struct {
 
 // Host is an enrolled machine.
 type Host struct {
-	ID         string            `json:"id"`
-	Labels     map[string]string `json:"labels,omitempty"`
-	TokenID    string            `json:"token_id"`
-	KeyPin     string            `json:"key_pin"`     // SHA-256 of the agent's public key
-	CertSerial string            `json:"cert_serial"` // of the last certificate issued
-	EnrolledAt time.Time         `json:"enrolled_at"`
+	ID      string            `json:"id"`
+	Labels  map[string]string `json:"labels,omitempty"`
+	TokenID string            `json:"token_id"`
+	KeyPin  string            `json:"key_pin"` // SHA-256 of the agent's public key
+	// Certs are the certificates issued to the host's agent that have not
+	// expired yet (enrollment and renewals); decommissioning revokes them.
+	Certs      []IssuedCert `json:"certs,omitempty"`
+	EnrolledAt time.Time    `json:"enrolled_at"`
 	// Status is up or down, as the leader last decided from check-ins.
 	Status      string    `json:"status"`
 	StatusSince time.Time `json:"status_since"`
@@ -34,6 +36,41 @@ type Host struct {
 	InventoryDigest string          `json:"inventory_digest,omitempty"`
 	InventoryAt     time.Time       `json:"inventory_at,omitempty"`
 	Meta
+}
+
+// IssuedCert is one certificate the cluster issued.
+type IssuedCert struct {
+	Serial   string    `json:"serial"`
+	NotAfter time.Time `json:"not_after"`
+}
+
+// Operator is a person (or a tool) with an operator certificate.
+type Operator struct {
+	Name      string       `json:"name"`
+	Role      string       `json:"role"`
+	Certs     []IssuedCert `json:"certs,omitempty"`
+	IssuedBy  string       `json:"issued_by"`
+	CreatedAt time.Time    `json:"created_at"`
+	Meta
+}
+
+// Revocation is a certificate that must no longer be accepted. It is kept
+// until the certificate would have expired anyway.
+type Revocation struct {
+	Serial   string    `json:"serial"`
+	Subject  string    `json:"subject"` // e.g. agent/web-1
+	Reason   string    `json:"reason"`
+	By       string    `json:"by"`
+	At       time.Time `json:"at"`
+	NotAfter time.Time `json:"not_after"`
+	Meta
+}
+
+// Approval is an approver's sign-off on a release.
+type Approval struct {
+	By      string    `json:"by"`
+	At      time.Time `json:"at"`
+	Comment string    `json:"comment,omitempty"`
 }
 
 // Host statuses.
@@ -49,6 +86,7 @@ type Token struct {
 	Labels     map[string]string `json:"labels,omitempty"`
 	ExpiresAt  time.Time         `json:"expires_at"`
 	UsesLeft   int               `json:"uses_left"`
+	Host       string            `json:"host,omitempty"` // the only name that may enroll, if set
 	CreatedBy  string            `json:"created_by"`
 	CreatedAt  time.Time         `json:"created_at"`
 	Meta
@@ -64,14 +102,15 @@ type Blob struct {
 
 // Release is a signed manifest: the exact signed bytes and their signatures.
 type Release struct {
-	ID         string    `json:"id"` // name@version
-	App        string    `json:"app"`
-	Version    string    `json:"version"`
-	Manifest   []byte    `json:"manifest"`
-	Signatures [][]byte  `json:"signatures"`
-	Payload    string    `json:"payload"` // SHA-256 of the payload
-	CreatedBy  string    `json:"created_by"`
-	CreatedAt  time.Time `json:"created_at"`
+	ID         string     `json:"id"` // name@version
+	App        string     `json:"app"`
+	Version    string     `json:"version"`
+	Manifest   []byte     `json:"manifest"`
+	Signatures [][]byte   `json:"signatures"`
+	Payload    string     `json:"payload"` // SHA-256 of the payload
+	CreatedBy  string     `json:"created_by"`
+	CreatedAt  time.Time  `json:"created_at"`
+	Approvals  []Approval `json:"approvals,omitempty"`
 	Meta
 }
 

@@ -12,6 +12,8 @@ const (
 	PathCA               = "/v1/ca"
 	PathEnroll           = "/v1/enroll"
 	PathDesired          = "/v1/agent/desired"
+	PathRenew            = "/v1/agent/renew"
+	PathOperators        = "/v1/operators"
 	PathReport           = "/v1/agent/report"
 	PathInventory        = "/v1/agent/inventory"
 	PathBlobs            = "/v1/blobs/" // + sha256 hex
@@ -53,6 +55,35 @@ type EnrollResponse struct {
 	CA          []byte             `json:"ca"`          // PEM
 	Trust       []artifacts.Policy `json:"trust,omitempty"`
 	Servers     []string           `json:"servers"`
+}
+
+// RenewRequest asks for a new certificate for a new key.
+type RenewRequest struct {
+	CSR []byte `json:"csr"` // DER
+}
+
+// OperatorRequest asks for an operator certificate. The key is made where
+// the operator will keep it; only its CSR travels.
+type OperatorRequest struct {
+	Name string `json:"name"`
+	Role string `json:"role"`
+	TTL  string `json:"ttl,omitempty"` // Go duration; default 90 days
+	CSR  []byte `json:"csr"`
+}
+
+// ApproveRequest approves a release.
+type ApproveRequest struct {
+	Comment string `json:"comment,omitempty"`
+}
+
+// DecommissionRequest removes a host.
+type DecommissionRequest struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// RevokeRequest revokes an operator.
+type RevokeRequest struct {
+	Reason string `json:"reason,omitempty"`
 }
 
 // Instruction tells an agent to install one release for one rollout.
@@ -115,6 +146,7 @@ type TokenRequest struct {
 	Labels map[string]string `json:"labels,omitempty"`
 	TTL    string            `json:"ttl"` // Go duration, e.g. "24h"
 	Uses   int               `json:"uses"`
+	Host   string            `json:"host,omitempty"` // grant the token to this host name only
 }
 
 // TokenResponse carries a join token; the secret is shown only here.

@@ -137,11 +137,23 @@ func writeServer(ca *pki.CA, p Plan, s Server, seeds []string, out *Cluster) (st
 			join = append(join, seed)
 		}
 	}
+	// Each server's directory is self-contained, with relative paths, so
+	// that it can be copied to the server's host as it is.
+	if err := ca.Save(filepath.Join(dir, "ca")); err != nil {
+		return "", err
+	}
+	key, err := os.ReadFile(out.GossipKey)
+	if err != nil {
+		return "", err
+	}
+	if err := pki.WriteFileAtomic(filepath.Join(dir, "gossip.key"), key, 0o600); err != nil {
+		return "", err
+	}
 	cfg := controlplane.Config{
 		ID: s.ID, DataDir: "data", APIAddr: s.APIAddr, RaftAddr: s.RaftAddr, GossipAddr: s.GossipAddr,
-		Join: join, BootstrapExpect: p.Expect, GossipKeyFile: out.GossipKey,
+		Join: join, BootstrapExpect: p.Expect, GossipKeyFile: "gossip.key",
 		TLS:   controlplane.TLSFiles{CA: "tls/ca.crt", Cert: "tls/server.crt", Key: "tls/server.key"},
-		CADir: out.CADir,
+		CADir: "ca",
 	}
 	b, err := yaml.Marshal(cfg)
 	if err != nil {

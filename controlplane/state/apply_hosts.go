@@ -16,7 +16,7 @@ func (w *writer) tokenCreate(b TokenCreate) *api.Error {
 		return api.Errorf(api.CodeConflict, "token %s already exists", b.ID)
 	}
 	t := &api.Token{ID: b.ID, SecretHash: b.SecretHash, Labels: b.Labels, ExpiresAt: b.ExpiresAt,
-		UsesLeft: b.Uses, CreatedBy: w.cmd.Actor, CreatedAt: w.cmd.Time}
+		UsesLeft: b.Uses, Host: b.Host, CreatedBy: w.cmd.Actor, CreatedAt: w.cmd.Time}
 	w.meta(&t.Meta)
 	w.insert(tabTokens, t)
 	return nil
@@ -35,10 +35,13 @@ func (w *writer) enroll(b Enroll) *api.Error {
 			return api.Errorf(api.CodeConflict, "host %s is already enrolled; decommission it before enrolling it again", b.Host)
 		}
 		h := *old
-		h.CertSerial = b.CertSerial
+		h.Certs = addCert(h.Certs, b.Cert, w.cmd.Time)
 		w.meta(&h.Meta)
 		w.insert(tabHosts, &h)
 		return nil
+	}
+	if tok.Host != "" && tok.Host != b.Host {
+		return api.Errorf(api.CodeForbidden, "join token %s was granted to host %s, not %s", tok.ID, tok.Host, b.Host)
 	}
 	if !w.cmd.Time.Before(tok.ExpiresAt) {
 		return api.Errorf(api.CodeForbidden, "join token %s expired at %s", tok.ID, tok.ExpiresAt.UTC().Format("2006-01-02 15:04:05Z"))
@@ -51,7 +54,7 @@ func (w *writer) enroll(b Enroll) *api.Error {
 	w.meta(&t.Meta)
 	w.insert(tabTokens, &t)
 	h := &api.Host{ID: b.Host, Labels: maps.Clone(tok.Labels), TokenID: tok.ID, KeyPin: b.KeyPin,
-		CertSerial: b.CertSerial, EnrolledAt: w.cmd.Time, Status: api.HostUp, StatusSince: w.cmd.Time}
+		Certs: []api.IssuedCert{b.Cert}, EnrolledAt: w.cmd.Time, Status: api.HostUp, StatusSince: w.cmd.Time}
 	w.meta(&h.Meta)
 	w.insert(tabHosts, h)
 	return nil

@@ -27,11 +27,16 @@ const (
 	CmdInventory
 	CmdRolloutControl
 	CmdHostStatus
+	CmdCertIssued
+	CmdRevoke
+	CmdDecommission
+	CmdApprove
 )
 
 func (t CmdType) String() string {
 	names := [...]string{"", "token-create", "enroll", "trust-set", "blob-register", "release-create",
-		"rollout-create", "rollout-step", "agent-report", "inventory", "rollout-control", "host-status"}
+		"rollout-create", "rollout-step", "agent-report", "inventory", "rollout-control", "host-status",
+		"cert-issued", "revoke", "decommission", "approve"}
 	if int(t) < len(names) && t != 0 {
 		return names[t]
 	}
@@ -64,6 +69,14 @@ func bodyOf(t CmdType) any {
 		return new(RolloutControl)
 	case CmdHostStatus:
 		return new(HostStatus)
+	case CmdCertIssued:
+		return new(CertIssued)
+	case CmdRevoke:
+		return new(Revoke)
+	case CmdDecommission:
+		return new(Decommission)
+	case CmdApprove:
+		return new(Approve)
 	}
 	return nil
 }
@@ -144,14 +157,38 @@ type (
 		Labels     map[string]string `json:"labels,omitempty"`
 		ExpiresAt  time.Time         `json:"expires_at"`
 		Uses       int               `json:"uses"`
+		Host       string            `json:"host,omitempty"` // if set, the only name that may enroll
 	}
 	// Enroll consumes one use of a token and registers a host.
 	Enroll struct {
-		TokenID    string `json:"token_id"`
-		SecretHash string `json:"secret_hash"`
-		Host       string `json:"host"`
-		KeyPin     string `json:"key_pin"`
-		CertSerial string `json:"cert_serial"`
+		TokenID    string         `json:"token_id"`
+		SecretHash string         `json:"secret_hash"`
+		Host       string         `json:"host"`
+		KeyPin     string         `json:"key_pin"`
+		Cert       api.IssuedCert `json:"cert"`
+	}
+	// CertIssued records a certificate issued to an existing agent
+	// (renewal) or to an operator.
+	CertIssued struct {
+		Kind string         `json:"kind"` // agent | operator
+		Name string         `json:"name"`
+		Role string         `json:"role,omitempty"` // operators
+		Cert api.IssuedCert `json:"cert"`
+	}
+	// Revoke revokes every unexpired certificate of an operator.
+	Revoke struct {
+		Operator string `json:"operator"`
+		Reason   string `json:"reason"`
+	}
+	// Decommission removes a host and revokes its certificates.
+	Decommission struct {
+		Host   string `json:"host"`
+		Reason string `json:"reason"`
+	}
+	// Approve records an approver's sign-off on a release.
+	Approve struct {
+		Release string `json:"release"`
+		Comment string `json:"comment,omitempty"`
 	}
 	// TrustSet sets the trust policy of one application.
 	TrustSet struct {

@@ -122,8 +122,8 @@ func TestEnroll(t *testing.T) {
 			if !maps.Equal(host.Labels, labels) {
 				t.Errorf("host labels: got %v; want %v", host.Labels, labels)
 			}
-			if host.TokenID != tt.cmd.TokenID || host.KeyPin != tt.cmd.KeyPin || host.CertSerial != tt.cmd.CertSerial {
-				t.Errorf("host = %+v; want token %s, pin %s, serial %s", host, tt.cmd.TokenID, tt.cmd.KeyPin, tt.cmd.CertSerial)
+			if host.TokenID != tt.cmd.TokenID || host.KeyPin != tt.cmd.KeyPin || len(host.Certs) != 1 || host.Certs[0] != tt.cmd.Cert {
+				t.Errorf("host = %+v; want token %s, pin %s, cert %v", host, tt.cmd.TokenID, tt.cmd.KeyPin, tt.cmd.Cert)
 			}
 			if host.ModifyIndex != res.Index {
 				t.Errorf("host modify index: got %d; want %d", host.ModifyIndex, res.Index)
@@ -140,7 +140,7 @@ func TestEnrollRetryKeepsHost(t *testing.T) {
 	first := h.must(CmdEnroll, enrollBody("t1", "h1"))
 	enrolledAt := h.now
 	retry := enrollBody("t1", "h1")
-	retry.CertSerial = "serial-2"
+	retry.Cert.Serial = "serial-2"
 	second := h.must(CmdEnroll, retry)
 
 	host := h.host("h1")
@@ -150,7 +150,9 @@ func TestEnrollRetryKeepsHost(t *testing.T) {
 	if !host.EnrolledAt.Equal(enrolledAt) {
 		t.Errorf("enrolled at: got %v; want %v", host.EnrolledAt, enrolledAt)
 	}
-	if host.CertSerial != "serial-2" {
-		t.Errorf("cert serial: got %q; want %q", host.CertSerial, "serial-2")
+	// Both certificates stay recorded (neither has expired), so that a
+	// decommission revokes the one whose answer was lost as well.
+	if len(host.Certs) != 2 || host.Certs[0].Serial != "serial-h1" || host.Certs[1].Serial != "serial-2" {
+		t.Errorf("certs: got %v; want serial-h1 then serial-2", host.Certs)
 	}
 }

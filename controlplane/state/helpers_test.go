@@ -201,7 +201,8 @@ func tokenBody(id string, uses int, labels map[string]string, expires time.Time)
 }
 
 func enrollBody(token, host string) Enroll {
-	return Enroll{TokenID: token, SecretHash: secretHash(token), Host: host, KeyPin: keyPin(host), CertSerial: "serial-" + host}
+	return Enroll{TokenID: token, SecretHash: secretHash(token), Host: host, KeyPin: keyPin(host),
+		Cert: api.IssuedCert{Serial: "serial-" + host, NotAfter: t0.Add(7 * 24 * time.Hour)}}
 }
 
 // addHosts enrolls hosts, in the order given, through a new token carrying

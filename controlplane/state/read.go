@@ -152,3 +152,15 @@ func (s *Store) Count(table string) int {
 	}
 	return n
 }
+
+// Revoked reports whether a certificate serial is revoked. It is on the
+// path of every authenticated request: one index lookup.
+func (s *Store) Revoked(serial string) bool {
+	_, ok := getOne[*api.Revocation](s, nil, tabRevocations, serial)
+	return ok
+}
+
+// Operators returns every operator.
+func (s *Store) Operators(ws memdb.WatchSet) ([]*api.Operator, uint64) {
+	return getAll[*api.Operator](s, ws, tabOperators, "id"), s.TableIndex(nil, tabOperators)
+}

@@ -12,6 +12,8 @@ const (
 	tabDeployments = "deployments"
 	tabTrust       = "trust"
 	tabIdempotent  = "idempotent"
+	tabOperators   = "operators"
+	tabRevocations = "revocations"
 	tabIndex       = "index"
 )
 
@@ -41,6 +43,8 @@ func schema() *memdb.DBSchema {
 		table(tabDeployments, "ID", fieldIndex("host", "Host"), fieldIndex("rollout", "Rollout")),
 		table(tabTrust, "App"),
 		table(tabIdempotent, "Key"),
+		table(tabOperators, "Name"),
+		table(tabRevocations, "Serial"),
 		table(tabIndex, "Table"),
 	}
 	s := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{}}
@@ -51,4 +55,5 @@ func schema() *memdb.DBSchema {
 }
 
 // snapshotTables is every table, in the order snapshots write them.
-var snapshotTables = []string{tabHosts, tabTokens, tabBlobs, tabReleases, tabRollouts, tabDeployments, tabTrust, tabIdempotent, tabIndex}
+var snapshotTables = []string{tabHosts, tabTokens, tabBlobs, tabReleases, tabRollouts, tabDeployments, tabTrust,
+	tabIdempotent, tabOperators, tabRevocations, tabIndex}

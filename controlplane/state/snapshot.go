@@ -130,6 +130,10 @@ func decodeObject(rec record) (any, error) {
 		obj = new(idempotent)
 	case tabIndex:
 		obj = new(tableIndex)
+	case tabOperators:
+		obj = new(api.Operator)
+	case tabRevocations:
+		obj = new(api.Revocation)
 	default:
 		return nil, fmt.Errorf("snapshot has unknown table %q", rec.Table)
 	}

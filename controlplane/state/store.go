@@ -87,6 +87,7 @@ func (s *Store) Apply(index uint64, data []byte) Result {
 	}
 	if index%1024 == 0 {
 		w.pruneIdempotent(cmd.Time.Add(-idempotencyTTL))
+		w.pruneRevocations(cmd.Time)
 	}
 	tx.Commit()
 	s.applied.Store(index)
@@ -128,6 +129,14 @@ func (w *writer) apply() Result {
 		err = decodeAnd(w, w.inventory)
 	case CmdHostStatus:
 		err = decodeAnd(w, w.hostStatus)
+	case CmdCertIssued:
+		err = decodeAnd(w, w.certIssued)
+	case CmdRevoke:
+		err = decodeAnd(w, w.revokeOperator)
+	case CmdDecommission:
+		err = decodeAnd(w, w.decommission)
+	case CmdApprove:
+		err = decodeAnd(w, w.approve)
 	default:
 		panic(fmt.Sprintf("state: raft entry %d: unknown command type %d", w.index, w.cmd.Type))
 	}

@@ -24,6 +24,8 @@ import (
 	"github.com/drover-dev/drover/controlplane/api"
 	"github.com/drover-dev/drover/controlplane/bootstrap"
 	"github.com/drover-dev/drover/controlplane/client"
+	"github.com/drover-dev/drover/deploy"
+	"github.com/drover-dev/drover/pki"
 )
 
 // Cluster is a running test cluster.
@@ -41,7 +43,11 @@ type Cluster struct {
 	// AgentPollWait is the long-poll wait of agents started from now on
 	// (default 5s).
 	AgentPollWait time.Duration
+	// AgentClock is the clock of agents started from now on (default the
+	// system clock); the servers always use the system clock.
+	AgentClock deploy.Clock
 
+	clock  deploy.Clock
 	mu     sync.Mutex
 	agents []*Agent
 }
@@ -58,12 +64,15 @@ type Options struct {
 	// Tune adjusts every server's configuration before it starts (Raft
 	// snapshot thresholds, cleanup delays).
 	Tune func(*controlplane.Config)
+	// Clock is the servers' clock (default the system clock). TLS still
+	// checks certificates against the real time.
+	Clock deploy.Clock
 }
 
 // StartWith creates a cluster as the options say and waits for a leader.
 func StartWith(t testing.TB, o Options) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, Dir: t.TempDir(), Log: Logger(t), Net: NewNet(), Tune: o.Tune}
+	c := &Cluster{t: t, Dir: t.TempDir(), Log: Logger(t), Net: NewNet(), Tune: o.Tune, clock: o.Clock}
 	n := o.Servers + o.Spare
 	var specs []bootstrap.Server
 	for i := range n {
@@ -107,7 +116,7 @@ func (c *Cluster) StartServer(i int) *controlplane.Server {
 	var s *controlplane.Server
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		s, err = controlplane.New(cfg, controlplane.Options{Logger: c.Log, Network: c.Net.For(cfg.ID)})
+		s, err = controlplane.New(cfg, controlplane.Options{Logger: c.Log, Network: c.Net.For(cfg.ID), Clock: c.clock})
 		if err == nil {
 			break
 		}
@@ -129,7 +138,7 @@ func (c *Cluster) TryStartServer(i int) error {
 	if c.Tune != nil {
 		c.Tune(cfg)
 	}
-	s, err := controlplane.New(cfg, controlplane.Options{Logger: c.Log, Network: c.Net.For(cfg.ID)})
+	s, err := controlplane.New(cfg, controlplane.Options{Logger: c.Log, Network: c.Net.For(cfg.ID), Clock: c.clock})
 	if err == nil {
 		c.Servers[i] = s
 	}
@@ -198,7 +207,7 @@ func (c *Cluster) StartAgent(name, dir, token string) *Agent {
 	if wait == 0 {
 		wait = 5 * time.Second
 	}
-	a, err := agent.New(agent.Config{Dir: dir, Version: "test", PollWait: wait, Logger: c.Log})
+	a, err := agent.New(agent.Config{Dir: dir, Version: "test", PollWait: wait, Logger: c.Log, Clock: c.AgentClock})
 	if err != nil {
 		c.t.Fatalf("agent %s: %v", name, err)
 	}
@@ -464,4 +473,64 @@ func (c *Cluster) stateDiff() string {
 		return "no server running"
 	}
 	return ""
+}
+
+// ClientWith returns a client that presents the given certificate (nil
+// for none), trusts the cluster CA, and talks to the listed servers (by
+// index; default all of them).
+func (c *Cluster) ClientWith(certPEM, keyPEM []byte, servers ...int) *client.Client {
+	c.t.Helper()
+	caPEM, err := os.ReadFile(filepath.Join(c.Boot.CADir, "ca.crt"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	tlsCfg, err := pki.ClientTLS(certPEM, keyPEM, caPEM)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if len(servers) == 0 {
+		for i := range c.IDs {
+			servers = append(servers, i)
+		}
+	}
+	var urls []string
+	for _, i := range servers {
+		urls = append(urls, "https://"+c.ServerAPI(i))
+	}
+	cl := client.New(urls, tlsCfg)
+	c.t.Cleanup(cl.Close)
+	return cl
+}
+
+// Operator has the cluster issue an operator certificate with a role and
+// returns a client that presents it.
+func (c *Cluster) Operator(name string, role pki.Role) *client.Client {
+	c.t.Helper()
+	certPEM, keyPEM := c.OperatorCert(name, role)
+	return c.ClientWith(certPEM, keyPEM)
+}
+
+// OperatorCert has the cluster issue an operator certificate with a role.
+func (c *Cluster) OperatorCert(name string, role pki.Role) (certPEM, keyPEM []byte) {
+	c.t.Helper()
+	keyPEM, csr, err := pki.NewKeyAndCSR(name)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var resp api.EnrollResponse
+	if _, err := c.Admin.Do(context.Background(), client.Request{Method: "POST", Path: api.PathOperators,
+		JSON: api.OperatorRequest{Name: name, Role: string(role), CSR: csr}}, &resp); err != nil {
+		c.t.Fatalf("issue operator %s: %v", name, err)
+	}
+	return resp.Certificate, keyPEM
+}
+
+// CA loads the cluster CA (tests issue odd certificates with it).
+func (c *Cluster) CA() *pki.CA {
+	c.t.Helper()
+	ca, err := pki.LoadCA(c.Boot.CADir)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return ca
 }

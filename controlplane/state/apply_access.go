@@ -1,0 +1,144 @@
+package state
+
+import (
+	"slices"
+	"time"
+
+	"github.com/drover-dev/drover/controlplane/api"
+	"github.com/drover-dev/drover/deploy"
+)
+
+// addCert appends a certificate to a list and drops the ones expired at now.
+func addCert(certs []api.IssuedCert, c api.IssuedCert, now time.Time) []api.IssuedCert {
+	out := []api.IssuedCert{}
+	for _, old := range certs {
+		if old.NotAfter.After(now) && old.Serial != c.Serial {
+			out = append(out, old)
+		}
+	}
+	return append(out, c)
+}
+
+// certIssued records a renewal of an agent's certificate or a new
+// operator certificate.
+func (w *writer) certIssued(b CertIssued) *api.Error {
+	if b.Cert.Serial == "" {
+		return api.Errorf(api.CodeInvalid, "certificate serial required")
+	}
+	switch b.Kind {
+	case "agent":
+		old, _ := w.first(tabHosts, b.Name).(*api.Host)
+		if old == nil {
+			return api.Errorf(api.CodeNotFound, "host %s is not enrolled", b.Name)
+		}
+		h := *old
+		h.Certs = addCert(h.Certs, b.Cert, w.cmd.Time)
+		w.meta(&h.Meta)
+		w.insert(tabHosts, &h)
+	case "operator":
+		op := &api.Operator{Name: b.Name, Role: b.Role, IssuedBy: w.cmd.Actor, CreatedAt: w.cmd.Time}
+		if old, _ := w.first(tabOperators, b.Name).(*api.Operator); old != nil {
+			*op = *old
+			op.Role = b.Role
+		}
+		op.Certs = addCert(op.Certs, b.Cert, w.cmd.Time)
+		w.meta(&op.Meta)
+		w.insert(tabOperators, op)
+	default:
+		return api.Errorf(api.CodeInvalid, "kind %q: allowed values are agent, operator", b.Kind)
+	}
+	return nil
+}
+
+// revokeCerts revokes certificates of subject that have not expired.
+func (w *writer) revokeCerts(certs []api.IssuedCert, subject, reason string) {
+	for _, c := range certs {
+		if !c.NotAfter.After(w.cmd.Time) {
+			continue
+		}
+		r := &api.Revocation{Serial: c.Serial, Subject: subject, Reason: reason, By: w.cmd.Actor, At: w.cmd.Time, NotAfter: c.NotAfter}
+		w.meta(&r.Meta)
+		w.insert(tabRevocations, r)
+	}
+}
+
+func (w *writer) revokeOperator(b Revoke) *api.Error {
+	op, _ := w.first(tabOperators, b.Operator).(*api.Operator)
+	if op == nil {
+		return api.Errorf(api.CodeNotFound, "operator %s does not exist", b.Operator)
+	}
+	w.revokeCerts(op.Certs, "operator/"+op.Name, b.Reason)
+	if err := w.tx.Delete(tabOperators, op); err != nil {
+		panic(err)
+	}
+	w.insert(tabIndex, &tableIndex{Table: tabOperators, Index: w.index})
+	return nil
+}
+
+// decommission removes a host: its certificates are revoked, and its part
+// in any active rollout is marked skipped.
+func (w *writer) decommission(b Decommission) *api.Error {
+	h, _ := w.first(tabHosts, b.Host).(*api.Host)
+	if h == nil {
+		return api.Errorf(api.CodeNotFound, "host %s is not enrolled", b.Host)
+	}
+	w.revokeCerts(h.Certs, "agent/"+h.ID, b.Reason)
+	it, err := w.tx.Get(tabDeployments, "host", h.ID)
+	if err != nil {
+		panic(err)
+	}
+	var open []*api.Deployment
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		if d := obj.(*api.Deployment); !d.State.Final() {
+			open = append(open, d)
+		}
+	}
+	for _, old := range open {
+		d := *old
+		d.State, d.Reason, d.UpdatedAt = deploy.Skipped, "host decommissioned", w.cmd.Time
+		w.meta(&d.Meta)
+		w.insert(tabDeployments, &d)
+	}
+	if err := w.tx.Delete(tabHosts, h); err != nil {
+		panic(err)
+	}
+	w.insert(tabIndex, &tableIndex{Table: tabHosts, Index: w.index})
+	return nil
+}
+
+// approve records a sign-off. Separation of duties: the operator who
+// created a release cannot approve it, and nobody approves twice.
+func (w *writer) approve(b Approve) *api.Error {
+	old, _ := w.first(tabReleases, b.Release).(*api.Release)
+	if old == nil {
+		return api.Errorf(api.CodeNotFound, "release %s does not exist", b.Release)
+	}
+	if old.CreatedBy == w.cmd.Actor {
+		return api.Errorf(api.CodeForbidden, "%s created release %s and cannot approve it: another approver must", w.cmd.Actor, b.Release)
+	}
+	if slices.ContainsFunc(old.Approvals, func(a api.Approval) bool { return a.By == w.cmd.Actor }) {
+		return api.Errorf(api.CodeConflict, "%s already approved release %s", w.cmd.Actor, b.Release)
+	}
+	r := *old
+	r.Approvals = append(slices.Clone(old.Approvals), api.Approval{By: w.cmd.Actor, At: w.cmd.Time, Comment: b.Comment})
+	w.meta(&r.Meta)
+	w.insert(tabReleases, &r)
+	return nil
+}
+
+// pruneRevocations drops revocations of certificates expired at now.
+func (w *writer) pruneRevocations(now time.Time) {
+	it, err := w.tx.Get(tabRevocations, "id")
+	if err != nil {
+		panic(err)
+	}
+	var old []any
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		if !obj.(*api.Revocation).NotAfter.After(now) {
+			old = append(old, obj)
+		}
+	}
+	for _, obj := range old {
+		_ = w.tx.Delete(tabRevocations, obj)
+	}
+}
