@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,8 +11,13 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
+
+	"github.com/drover-dev/drover/artifacts/chunks"
 
 	"github.com/drover-dev/drover/artifacts"
 	"github.com/drover-dev/drover/controlplane/api"
@@ -34,6 +40,11 @@ type Config struct {
 	// KeepReleases is how many releases of an application stay on disk
 	// for back-out. Default 2.
 	KeepReleases int
+	// DownloadMinRate is the slowest acceptable download, in bytes per
+	// second; a chunk's deadline is DownloadGrace plus its size at this
+	// rate. Defaults 64 KiB/s and 15s.
+	DownloadMinRate int64
+	DownloadGrace   time.Duration
 	// Logger receives the agent's log. Default: discard.
 	Logger *slog.Logger
 	// Clock tells the time. Default: the system clock.
@@ -49,6 +60,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.KeepReleases == 0 {
 		c.KeepReleases = 2
+	}
+	if c.DownloadMinRate == 0 {
+		c.DownloadMinRate = 64 << 10
+	}
+	if c.DownloadGrace == 0 {
+		c.DownloadGrace = 15 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -67,7 +84,15 @@ type Agent struct {
 	client  *client.Client
 	creds   *credentials
 	journal *journal
-	trust   []artifacts.Policy
+	trust   []artifacts.SignedPolicy // pinned: one version per application
+	labels  map[string]string
+	cache   *chunks.Store
+
+	// downloaded counts compressed chunk bytes fetched from servers.
+	downloaded atomic.Int64
+	// lastIndex is the highest desired-state index seen: an answer older
+	// than that (a stale or replayed server) is ignored.
+	lastIndex uint64
 
 	lastInventory time.Time
 }
@@ -107,10 +132,18 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	cache, err := chunks.OpenStore(filepath.Join(l.cache(), "chunks"))
+	if err != nil {
+		return nil, err
+	}
 	a := &Agent{cfg: cfg, log: cfg.Logger.With("host", id.Name), files: l, name: id.Name, creds: creds,
-		client: client.New(id.Servers, tlsCfg), journal: j, trust: trust}
+		client: client.New(id.Servers, tlsCfg), journal: j, trust: trust, labels: id.Labels, cache: cache}
 	return a, nil
 }
+
+// Downloaded is how many (compressed) chunk bytes the agent has fetched
+// from servers since it started.
+func (a *Agent) Downloaded() int64 { return a.downloaded.Load() }
 
 // Name is the host name the agent enrolled as.
 func (a *Agent) Name() string { return a.name }
@@ -144,6 +177,11 @@ func (a *Agent) Run(ctx context.Context) error {
 			continue
 		}
 		failures = 0
+		if desired.Index < a.lastIndex {
+			a.log.Warn("ignoring desired state older than one already seen", "index", desired.Index, "seen", a.lastIndex)
+			continue
+		}
+		a.lastIndex = desired.Index
 		index = desired.Index
 		a.client.SetServers(desired.Servers)
 		a.learnTrust(desired.Trust)
@@ -172,22 +210,38 @@ func (a *Agent) poll(ctx context.Context, index uint64) (*api.DesiredState, erro
 	return &d, nil
 }
 
-// learnTrust pins the policy of an application the first time the agent
-// sees one, and keeps a pinned policy against any later change from the
-// servers: a compromised control plane cannot swap the signers of an
-// application this agent already trusts.
-func (a *Agent) learnTrust(policies []artifacts.Policy) {
+// learnTrust updates the pinned trust policies from the versions the
+// servers list. A pinned policy moves only along rotations signed by its
+// own keys (artifacts.Advance), so a compromised control plane cannot swap
+// the signers of an application this agent already trusts. An application
+// this agent has never seen is pinned at its newest version.
+func (a *Agent) learnTrust(versions []artifacts.SignedPolicy) {
+	byApp := map[string][]artifacts.SignedPolicy{}
+	for _, v := range versions {
+		byApp[v.App] = append(byApp[v.App], v)
+	}
 	changed := false
-	for _, p := range policies {
-		if p.Validate() != nil {
+	for app, chain := range byApp {
+		i := slices.IndexFunc(a.trust, func(p artifacts.SignedPolicy) bool { return p.App == app })
+		if i < 0 {
+			newest := slices.MaxFunc(chain, func(x, y artifacts.SignedPolicy) int { return cmp.Compare(x.Serial, y.Serial) })
+			if newest.Validate() != nil {
+				continue
+			}
+			a.trust = append(a.trust, newest)
+			a.log.Info("trust policy pinned", "app", app, "serial", newest.Serial, "keys", len(newest.Keys), "threshold", newest.Threshold)
+			changed = true
 			continue
 		}
-		if _, ok := pinnedPolicy(a.trust, p.App); ok {
-			continue
+		next, err := artifacts.Advance(a.trust[i], chain)
+		if err != nil {
+			a.log.Error("refusing a trust policy rotation", "app", app, "err", err)
 		}
-		a.trust = append(a.trust, p)
-		changed = true
-		a.log.Info("trust policy pinned", "app", p.App, "keys", len(p.Keys), "threshold", p.Threshold)
+		if next.Serial != a.trust[i].Serial {
+			a.log.Info("trust policy rotated", "app", app, "serial", next.Serial)
+			a.trust[i] = next
+			changed = true
+		}
 	}
 	if changed {
 		if err := saveTrust(a.files, a.trust); err != nil {
@@ -196,13 +250,13 @@ func (a *Agent) learnTrust(policies []artifacts.Policy) {
 	}
 }
 
-func pinnedPolicy(ps []artifacts.Policy, app string) (artifacts.Policy, bool) {
-	for _, p := range ps {
-		if p.App == app {
-			return p, true
-		}
+// trustPolicies returns the pinned policies.
+func (a *Agent) trustPolicies() []artifacts.Policy {
+	out := make([]artifacts.Policy, len(a.trust))
+	for i, p := range a.trust {
+		out[i] = p.Policy
 	}
-	return artifacts.Policy{}, false
+	return out
 }
 
 // report queues a report durably, then tries to deliver the queue.

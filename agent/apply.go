@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/drover-dev/drover/artifacts/chunks"
 
 	"github.com/drover-dev/drover/artifacts"
 	"github.com/drover-dev/drover/controlplane/api"
-	"github.com/drover-dev/drover/controlplane/client"
 	"github.com/drover-dev/drover/deploy"
 )
 
@@ -26,7 +29,7 @@ func (a *Agent) handle(ctx context.Context, in api.Instruction) error {
 	if err != nil {
 		return err
 	}
-	m, err := a.verify(in)
+	m, list, err := a.verify(in, current)
 	if err != nil {
 		log.Warn("release refused", "err", err)
 		return a.finish(ctx, in.Rollout, deploy.Failed, err.Error(), "", current)
@@ -40,7 +43,10 @@ func (a *Agent) handle(ctx context.Context, in api.Instruction) error {
 		return err
 	}
 	log.Info("applying", "previous", current)
-	if err := a.stage(ctx, m); err != nil {
+	if err := a.stage(ctx, m, list); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err() // shutting down: the instruction is picked up again
+		}
 		log.Warn("staging failed", "err", err)
 		return a.finish(ctx, in.Rollout, deploy.Failed, err.Error(), "", current)
 	}
@@ -50,35 +56,67 @@ func (a *Agent) handle(ctx context.Context, in api.Instruction) error {
 	return a.activate(ctx, rec, m)
 }
 
-// verify checks the instruction's manifest against this agent's own trust
-// policy and that it is the release the instruction names.
-func (a *Agent) verify(in api.Instruction) (*artifacts.Manifest, error) {
+// verify decides whether this host may install the instruction's release,
+// trusting nothing the control plane says without checking it here: the
+// manifest's signatures against this agent's own trust policy, the chunk
+// list against the digest the manifest names, the release's targets
+// against this host, the version against the one running (no downgrade,
+// except back to a release still on disk), and the instruction's expiry.
+func (a *Agent) verify(in api.Instruction, current string) (*artifacts.Manifest, chunks.List, error) {
 	m, err := artifacts.ParseManifest(in.Manifest)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUntrusted, err)
+		return nil, nil, fmt.Errorf("%w: %v", ErrUntrusted, err)
 	}
 	if m.Name != in.App || m.Version != in.Version {
-		return nil, fmt.Errorf("%w: manifest is for %s, instruction for %s@%s", ErrUntrusted, m.ID(), in.App, in.Version)
+		return nil, nil, fmt.Errorf("%w: manifest is for %s, instruction for %s@%s", ErrUntrusted, m.ID(), in.App, in.Version)
 	}
-	policy, ok := artifacts.PolicyFor(a.trust, m.Name)
+	policy, ok := artifacts.PolicyFor(a.trustPolicies(), m.Name)
 	if !ok {
-		return nil, fmt.Errorf("%w: this host has no trust policy for %s", ErrUntrusted, m.Name)
+		return nil, nil, fmt.Errorf("%w: this host has no trust policy for %s", ErrUntrusted, m.Name)
 	}
 	if err := policy.Verify(in.Manifest, in.Signatures); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUntrusted, err)
+		return nil, nil, fmt.Errorf("%w: %v", ErrUntrusted, err)
 	}
-	return m, nil
+	list, err := chunks.DecodeList(in.Chunks)
+	if err != nil || list.Digest() != m.Payload.Chunks || list.Size() != m.Payload.Size {
+		return nil, nil, fmt.Errorf("%w: the chunk list does not belong to this manifest", ErrUntrusted)
+	}
+	if err := m.Targets.Matches(runtime.GOARCH, a.labels); err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrUntrusted, err)
+	}
+	if current != "" && artifacts.CompareVersions(m.Version, current) < 0 && !a.installed(m.Name, m.Version) {
+		return nil, nil, fmt.Errorf("%w: %s is older than the running %s and not installed here; downgrades are only allowed back to a release still on this host",
+			ErrUntrusted, m.Version, current)
+	}
+	if !in.ExpiresAt.IsZero() && a.cfg.Clock.Now().After(in.ExpiresAt) {
+		return nil, nil, fmt.Errorf("instruction expired at %s; it must be issued again", in.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	return m, list, nil
 }
 
-// stage downloads the payload, checks it against the signed digest and
-// size, and unpacks it into releases/VERSION (via a temporary directory,
-// so a half-unpacked release never carries the version's name).
-func (a *Agent) stage(ctx context.Context, m *artifacts.Manifest) error {
-	payload, err := a.download(ctx, m.Payload)
-	if err != nil {
+// installed reports whether a release's directory is on this host.
+func (a *Agent) installed(app, version string) bool {
+	st, err := os.Stat(a.files.release(app, version))
+	return err == nil && st.IsDir()
+}
+
+// stage makes releases/VERSION from the payload's chunks (those not in the
+// local chunk cache are downloaded), unpacking through a temporary
+// directory so that a half-unpacked release never carries the version's
+// name. The payload streams from the chunk cache into the unpacker; every
+// chunk was verified when it entered the cache, and the whole payload's
+// digest is checked at its end.
+func (a *Agent) stage(ctx context.Context, m *artifacts.Manifest, list chunks.List) error {
+	dest := a.files.release(m.Name, m.Version)
+	if a.installed(m.Name, m.Version) {
+		return nil // back-out to a release still on disk
+	}
+	if err := a.fetchChunks(ctx, list); err != nil {
 		return err
 	}
-	dest := a.files.release(m.Name, m.Version)
+	if err := a.saveList(m, list); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
 		return err
 	}
@@ -87,57 +125,22 @@ func (a *Agent) stage(ctx context.Context, m *artifacts.Manifest) error {
 		return fmt.Errorf("cannot stage release: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	f, err := os.Open(payload)
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(chunks.Assemble(pw, list, m.Payload.SHA256, m.Payload.Size, a.cache.Get))
+	}()
+	err = artifacts.Unpack(pr, tmp, artifacts.DefaultUnpackLimits)
+	pr.CloseWithError(err)
 	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := artifacts.Unpack(f, tmp, artifacts.DefaultUnpackLimits); err != nil {
 		return fmt.Errorf("cannot unpack payload: %w", err)
 	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
-		return err
-	}
-	if err := os.RemoveAll(dest); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, dest); err != nil {
 		return fmt.Errorf("cannot stage release: %w", err)
 	}
 	return artifacts.SyncDir(filepath.Dir(dest))
-}
-
-// download fetches a payload into the cache unless it is there already,
-// refusing more bytes than the signed size and any other digest.
-func (a *Agent) download(ctx context.Context, p artifacts.Payload) (string, error) {
-	path := filepath.Join(a.files.cache(), p.SHA256)
-	if digest, size, err := artifacts.DigestFile(path); err == nil && digest == p.SHA256 && size == p.Size {
-		return path, nil
-	}
-	if err := os.MkdirAll(a.files.cache(), 0o700); err != nil {
-		return "", err
-	}
-	resp, err := a.client.Send(ctx, client.Request{Method: http.MethodGet, Path: api.PathBlobs + p.SHA256})
-	if err != nil {
-		return "", fmt.Errorf("cannot download payload: %w", err)
-	}
-	defer resp.Body.Close()
-	tmp, err := os.CreateTemp(a.files.cache(), ".download-*")
-	if err != nil {
-		return "", err
-	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	if err := artifacts.CopyVerified(tmp, resp.Body, p.SHA256, p.Size); err != nil {
-		return "", err
-	}
-	if err := tmp.Sync(); err != nil {
-		return "", err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return "", err
-	}
-	return path, nil
 }
 
 // activate switches to the staged release and puts it on probation: the
@@ -174,6 +177,9 @@ func (a *Agent) probation(ctx context.Context, rec *applyRecord, m *artifacts.Ma
 	a.log.Info("release committed", "rollout", rec.Rollout, "app", rec.App, "version", rec.Version)
 	if err := a.files.prune(rec.App, a.cfg.KeepReleases, rec.Version, rec.Previous); err != nil {
 		a.log.Warn("cannot remove old releases", "err", err)
+	}
+	if err := a.pruneCache(); err != nil {
+		a.log.Warn("cannot prune the chunk cache", "err", err)
 	}
 	a.lastInventory = a.lastInventory.AddDate(-1, 0, 0) // collect again: the releases changed
 	return a.finish(ctx, rec.Rollout, deploy.Succeeded, "", "", rec.Version)

@@ -22,8 +22,9 @@ import (
 
 // identity is what enrollment leaves in the agent's directory.
 type identity struct {
-	Name    string   `json:"name"`
-	Servers []string `json:"servers"`
+	Name    string            `json:"name"`
+	Servers []string          `json:"servers"`
+	Labels  map[string]string `json:"labels,omitempty"` // from the join token, to check releases' targets
 }
 
 // EnrollOptions says how to enroll.
@@ -160,20 +161,20 @@ func writeFiles(l layout, resp api.EnrollResponse, caPEM, keyPEM []byte, name st
 	if err := saveTrust(l, resp.Trust); err != nil {
 		return err
 	}
-	b, _ := json.MarshalIndent(identity{Name: name, Servers: resp.Servers}, "", "  ")
+	b, _ := json.MarshalIndent(identity{Name: name, Servers: resp.Servers, Labels: resp.Labels}, "", "  ")
 	// Written last: its presence means the enrollment is complete.
 	return pki.WriteFileAtomic(l.config(), b, 0o644)
 }
 
-func saveTrust(l layout, policies []artifacts.Policy) error {
+func saveTrust(l layout, policies []artifacts.SignedPolicy) error {
 	if policies == nil {
-		policies = []artifacts.Policy{}
+		policies = []artifacts.SignedPolicy{}
 	}
 	b, _ := json.MarshalIndent(policies, "", "  ")
 	return pki.WriteFileAtomic(l.trust(), b, 0o644)
 }
 
-func loadTrust(l layout) ([]artifacts.Policy, error) {
+func loadTrust(l layout) ([]artifacts.SignedPolicy, error) {
 	b, err := os.ReadFile(l.trust())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -181,7 +182,7 @@ func loadTrust(l layout) ([]artifacts.Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ps []artifacts.Policy
+	var ps []artifacts.SignedPolicy
 	if err := json.Unmarshal(b, &ps); err != nil {
 		return nil, fmt.Errorf("trust policy file %s is corrupt: %w", l.trust(), err)
 	}

@@ -77,7 +77,7 @@ func validManifest() *Manifest {
 		Schema:  1,
 		Name:    "web-api",
 		Version: "1.4.2+build.7",
-		Payload: Payload{Format: "tar.gz", SHA256: digestOf([]byte("payload")), Size: 7},
+		Payload: Payload{Chunks: digestOf([]byte("chunks")), Format: "tar.gz", SHA256: digestOf([]byte("payload")), Size: 7},
 		HealthChecks: []HealthCheck{
 			{Name: "http", Command: []string{"curl", "-fsS", "http://127.0.0.1:8080/health?a=1&b=<2>"}, Timeout: Duration(5 * time.Second)},
 			{Name: "ready", Command: []string{"./bin/ready"}},

@@ -23,6 +23,7 @@ const (
 var (
 	nameRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 	versionRE = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$`)
+	archRE    = regexp.MustCompile(`^[a-z0-9]{1,16}$`)
 )
 
 // Manifest describes one release of one application. It is what signers sign.
@@ -34,14 +35,34 @@ type Manifest struct {
 	Payload      Payload       `json:"payload"`
 	Provenance   *Provenance   `json:"provenance,omitempty"`
 	Schema       int           `json:"schema"`
+	Targets      *Targets      `json:"targets,omitempty"`
 	Version      string        `json:"version"`
 }
 
+// Payload formats.
+const (
+	FormatTar   = "tar"    // uncompressed: chunks deduplicate across versions
+	FormatTarGz = "tar.gz" // accepted; its chunks rarely deduplicate
+)
+
 // Payload identifies the bytes a release installs.
 type Payload struct {
-	Format string `json:"format"` // "tar.gz"
+	// Chunks is the SHA-256 of the canonical encoding of the payload's
+	// chunk list (see artifacts/chunks), which binds the list the agent
+	// downloads by to this manifest.
+	Chunks string `json:"chunks"`
+	Format string `json:"format"` // FormatTar or FormatTarGz
 	SHA256 string `json:"sha256"` // lower-case hex
 	Size   int64  `json:"size"`   // exact length in bytes
+}
+
+// Targets says which hosts a release is for. An agent refuses a release
+// whose targets exclude it; the control plane targets only matching hosts.
+type Targets struct {
+	// Architectures are Go architecture names (amd64, arm64, arm, 386, ...).
+	Architectures []string `json:"architectures,omitempty"`
+	// Labels must all be present, with these values, on the host.
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // HealthCheck is a command run in the release directory after activation;
@@ -98,11 +119,14 @@ func (m *Manifest) Validate() error {
 	if !versionRE.MatchString(m.Version) {
 		return bad("version", "%q must be 1-64 characters of A-Z, a-z, 0-9, '.', '+', '_', '-'", m.Version)
 	}
-	if m.Payload.Format != "tar.gz" {
-		return bad("payload.format", "%q is not supported; allowed: tar.gz", m.Payload.Format)
+	if m.Payload.Format != FormatTar && m.Payload.Format != FormatTarGz {
+		return bad("payload.format", "%q is not supported; allowed: tar, tar.gz", m.Payload.Format)
 	}
 	if err := ValidateDigest(m.Payload.SHA256); err != nil {
 		return bad("payload.sha256", "%v", err)
+	}
+	if err := ValidateDigest(m.Payload.Chunks); err != nil {
+		return bad("payload.chunks", "%v", err)
 	}
 	if m.Payload.Size <= 0 || m.Payload.Size > MaxPayloadBytes {
 		return bad("payload.size", "%d must be between 1 and %d", m.Payload.Size, int64(MaxPayloadBytes))
@@ -128,6 +152,21 @@ func (m *Manifest) Validate() error {
 		}
 		if hc.Timeout < 0 || time.Duration(hc.Timeout) > maxCheckTimeout {
 			return bad(field+".timeout", "must be between 0 and %v", maxCheckTimeout)
+		}
+	}
+	if t := m.Targets; t != nil {
+		if len(t.Architectures) > 16 || len(t.Labels) > 32 {
+			return bad("targets", "at most 16 architectures and 32 labels")
+		}
+		for _, a := range t.Architectures {
+			if !archRE.MatchString(a) {
+				return bad("targets.architectures", "%q is not a Go architecture name such as amd64 or arm64", a)
+			}
+		}
+		for k, v := range t.Labels {
+			if len(k) == 0 || len(k) > 63 || len(v) > 63 || !utf8.ValidString(k) || !utf8.ValidString(v) {
+				return bad("targets.labels", "keys 1-63 bytes, values at most 63 bytes, UTF-8")
+			}
 		}
 	}
 	if p := m.Provenance; p != nil {
@@ -200,16 +239,4 @@ func toLowerASCII(s string) string {
 		}
 	}
 	return string(b)
-}
-
-// NewManifest describes the payload file at path (a tar.gz) as release
-// name@version, with its digest and size computed from the file.
-func NewManifest(name, version, path string, checks []HealthCheck) (*Manifest, error) {
-	digest, size, err := DigestFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read payload: %w", err)
-	}
-	m := &Manifest{Schema: 1, Name: name, Version: version, HealthChecks: checks,
-		Payload: Payload{Format: "tar.gz", SHA256: digest, Size: size}}
-	return m, m.Validate()
 }

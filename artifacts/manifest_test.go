@@ -225,7 +225,7 @@ func TestCanonical(t *testing.T) {
 
 func TestCanonicalExactBytes(t *testing.T) {
 	m := &Manifest{Schema: 1, Name: "app", Version: "1.0",
-		Payload:      Payload{Format: "tar.gz", SHA256: strings.Repeat("a", 64), Size: 42},
+		Payload:      Payload{Chunks: strings.Repeat("b", 64), Format: "tar.gz", SHA256: strings.Repeat("a", 64), Size: 42},
 		HealthChecks: []HealthCheck{{Name: "up", Command: []string{"a&b"}, Timeout: Duration(1500 * time.Millisecond)}},
 		Provenance:   &Provenance{Builder: "ci"}}
 	got, err := m.Canonical()
@@ -233,7 +233,7 @@ func TestCanonicalExactBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `{"health_checks":[{"command":["a&b"],"name":"up","timeout":"1.5s"}],"name":"app",` +
-		`"payload":{"format":"tar.gz","sha256":"` + strings.Repeat("a", 64) + `","size":42},` +
+		`"payload":{"chunks":"` + strings.Repeat("b", 64) + `","format":"tar.gz","sha256":"` + strings.Repeat("a", 64) + `","size":42},` +
 		`"provenance":{"builder":"ci"},"schema":1,"version":"1.0"}`
 	if string(got) != want {
 		t.Errorf("Canonical() =\n%s\nwant\n%s", got, want)
@@ -384,41 +384,19 @@ func TestManifestID(t *testing.T) {
 	}
 }
 
-func TestNewManifest(t *testing.T) {
+func TestDigestFile(t *testing.T) {
 	dir := t.TempDir()
-	path := filepath.Join(dir, "payload.tar.gz")
+	path := filepath.Join(dir, "payload.tar")
 	content := bytes.Repeat([]byte("drover payload "), 10_000)
 	if err := os.WriteFile(path, content, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	checks := []HealthCheck{{Name: "up", Command: []string{"true"}}}
-	m, err := NewManifest("app", "2.0.0", path, checks)
-	if err != nil {
-		t.Fatalf("NewManifest() error: %v", err)
-	}
 	sum := sha256.Sum256(content)
-	want := &Manifest{Schema: 1, Name: "app", Version: "2.0.0", HealthChecks: checks,
-		Payload: Payload{Format: "tar.gz", SHA256: hex.EncodeToString(sum[:]), Size: int64(len(content))}}
-	if !reflect.DeepEqual(m, want) {
-		t.Errorf("NewManifest() = %+v; want %+v", m, want)
-	}
-
 	digest, size, err := DigestFile(path)
-	if err != nil || digest != want.Payload.SHA256 || size != want.Payload.Size {
-		t.Errorf("DigestFile() = %s, %d, %v; want %s, %d, nil", digest, size, err, want.Payload.SHA256, want.Payload.Size)
+	if err != nil || digest != hex.EncodeToString(sum[:]) || size != int64(len(content)) {
+		t.Errorf("DigestFile() = %s, %d, %v; want %x, %d, nil", digest, size, err, sum, len(content))
 	}
-
-	if _, err := NewManifest("app", "2.0.0", filepath.Join(dir, "missing"), nil); err == nil {
-		t.Error("NewManifest() of a missing file: got nil error; want one")
-	}
-	if _, err := NewManifest("Bad/Name", "2.0.0", path, nil); !errors.Is(err, ErrInvalidManifest) {
-		t.Errorf("NewManifest() with a bad name: got %v; want %v", err, ErrInvalidManifest)
-	}
-	empty := filepath.Join(dir, "empty")
-	if err := os.WriteFile(empty, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := NewManifest("app", "1", empty, nil); !errors.Is(err, ErrInvalidManifest) || !strings.Contains(err.Error(), "payload.size") {
-		t.Errorf("NewManifest() of an empty file: got %v; want a payload.size error", err)
+	if _, _, err := DigestFile(filepath.Join(dir, "missing")); err == nil {
+		t.Error("DigestFile() of a missing file: got nil error; want one")
 	}
 }

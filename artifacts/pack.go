@@ -11,13 +11,22 @@ import (
 	"time"
 )
 
-// Pack writes the tree under dir as a tar.gz payload: regular files,
+// Pack writes the tree under dir as a tar.gz payload (see PackTar).
+func Pack(dir string, w io.Writer) error {
+	zw := gzip.NewWriter(w)
+	if err := PackTar(dir, zw); err != nil {
+		return err
+	}
+	return zw.Close()
+}
+
+// PackTar writes the tree under dir as an uncompressed tar payload — the
+// format whose chunks deduplicate across versions: regular files,
 // directories and symbolic links, in lexical order, with owners and
 // modification times cleared, so that the same tree always packs to the
 // same bytes (and the same digest).
-func Pack(dir string, w io.Writer) error {
-	zw := gzip.NewWriter(w)
-	tw := tar.NewWriter(zw)
+func PackTar(dir string, w io.Writer) error {
+	tw := tar.NewWriter(w)
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -67,8 +76,5 @@ func Pack(dir string, w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("cannot pack %s: %w", dir, err)
 	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
-	return zw.Close()
+	return tw.Close()
 }

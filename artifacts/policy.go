@@ -1,7 +1,10 @@
 package artifacts
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"aead.dev/minisign"
@@ -113,4 +116,90 @@ func PolicyFor(policies []Policy, app string) (Policy, bool) {
 		return *fallback, true
 	}
 	return Policy{}, false
+}
+
+// SignedPolicy is one version of an application's trust policy. Serial 1
+// is the first, set by an admin; every later version carries the
+// signatures of at least Threshold keys of the version before it over its
+// Document, so that only the holders of the current keys can change who
+// signs releases — not the control plane, and not an admin alone.
+type SignedPolicy struct {
+	Policy
+	Serial     uint64   `json:"serial"`
+	Signatures [][]byte `json:"signatures,omitempty"`
+}
+
+// policyDocument is what a rotation signs: the new policy with its serial,
+// in canonical (sorted-key) JSON.
+type policyDocument struct {
+	App       string   `json:"app"`
+	Keys      []string `json:"keys"`
+	Serial    uint64   `json:"serial"`
+	Threshold int      `json:"threshold"`
+}
+
+// Document returns the bytes a rotation to p is signed over.
+func (p SignedPolicy) Document() []byte {
+	b, err := json.Marshal(policyDocument{App: p.App, Keys: p.Keys, Serial: p.Serial, Threshold: p.Threshold})
+	if err != nil {
+		panic(err) // strings and numbers always encode
+	}
+	return b
+}
+
+// ParsePolicyDocument reads a document written by Document.
+func ParsePolicyDocument(b []byte) (SignedPolicy, error) {
+	if len(b) > 64<<10 {
+		return SignedPolicy{}, fmt.Errorf("%w: document larger than 64 KiB", ErrInvalidPolicy)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var d policyDocument
+	if err := dec.Decode(&d); err != nil {
+		return SignedPolicy{}, fmt.Errorf("%w: %v", ErrInvalidPolicy, err)
+	}
+	p := SignedPolicy{Policy: Policy{App: d.App, Keys: d.Keys, Threshold: d.Threshold}, Serial: d.Serial}
+	if !bytes.Equal(p.Document(), bytes.TrimSpace(b)) {
+		return SignedPolicy{}, fmt.Errorf("%w: document is not in canonical form", ErrInvalidPolicy)
+	}
+	return p, p.Validate()
+}
+
+// VerifySuccessor checks that next may replace p: same application, the
+// next serial, a valid policy, and at least p.Threshold valid signatures
+// by distinct keys of p over next's document.
+func (p SignedPolicy) VerifySuccessor(next SignedPolicy) error {
+	if next.App != p.App {
+		return fmt.Errorf("%w: policy for %q cannot replace the policy for %q", ErrInvalidPolicy, next.App, p.App)
+	}
+	if next.Serial != p.Serial+1 {
+		return fmt.Errorf("%w: serial %d cannot follow serial %d", ErrInvalidPolicy, next.Serial, p.Serial)
+	}
+	if err := next.Validate(); err != nil {
+		return err
+	}
+	if err := p.Policy.Verify(next.Document(), next.Signatures); err != nil {
+		return fmt.Errorf("rotation of the %q policy to serial %d: %w", p.App, next.Serial, err)
+	}
+	return nil
+}
+
+// Advance follows a chain of rotations from the pinned policy: it returns
+// the newest version reachable from pinned by valid rotations. Versions at
+// or below pinned's serial are skipped; a broken link stops the walk with
+// an error (and the newest version verified so far).
+func Advance(pinned SignedPolicy, chain []SignedPolicy) (SignedPolicy, error) {
+	sorted := slices.Clone(chain)
+	slices.SortFunc(sorted, func(a, b SignedPolicy) int { return cmpInt(a.Serial, b.Serial) })
+	cur := pinned
+	for _, next := range sorted {
+		if next.App != pinned.App || next.Serial <= cur.Serial {
+			continue
+		}
+		if err := cur.VerifySuccessor(next); err != nil {
+			return cur, err
+		}
+		cur = next
+	}
+	return cur, nil
 }

@@ -2,6 +2,7 @@ package artifacts
 
 import (
 	"archive/tar"
+	"bufio"
 	"compress/gzip"
 	"errors"
 	"fmt"
@@ -21,25 +22,34 @@ type UnpackLimits struct {
 // DefaultUnpackLimits are generous for applications and still finite.
 var DefaultUnpackLimits = UnpackLimits{MaxBytes: 8 << 30, MaxEntries: 200_000}
 
-// Unpack extracts a tar.gz stream into dir, which must exist and be empty.
+// Unpack extracts a tar or tar.gz stream (told apart by gzip's magic
+// bytes) into dir, which must exist and be empty.
 // It allows regular files, directories and relative symbolic links that
 // stay inside dir; it refuses absolute paths, "..", devices, hard links and
 // anything past the limits. Permission bits are kept except setuid, setgid
 // and sticky. All writes go through an os.Root, so no entry can reach
 // outside dir whatever its name.
 func Unpack(r io.Reader, dir string, lim UnpackLimits) error {
-	zr, err := gzip.NewReader(r)
-	if err != nil {
-		return fmt.Errorf("%w: not a gzip stream: %v", ErrUnsafeArchive, err)
+	br := bufio.NewReader(r)
+	if _, err := br.Peek(1); err != nil {
+		return fmt.Errorf("%w: empty archive", ErrUnsafeArchive)
 	}
-	defer zr.Close()
+	var src io.Reader = br
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return fmt.Errorf("%w: bad gzip stream: %v", ErrUnsafeArchive, err)
+		}
+		defer zr.Close()
+		src = zr
+	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return fmt.Errorf("cannot open release directory: %w", err)
 	}
 	defer root.Close()
 
-	tr := tar.NewReader(zr)
+	tr := tar.NewReader(src)
 	var total int64
 	for entries := 0; ; entries++ {
 		hdr, err := tr.Next()

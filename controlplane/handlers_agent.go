@@ -63,9 +63,12 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, _ pki.Identity) 
 		return err
 	}
 	s.log.Info("agent enrolled", "host", req.Host, "token", tok.ID, "serial", pki.SerialString(cert))
-	policies, _ := s.store.TrustPolicies(nil)
+	var labels map[string]string
+	if h, ok := s.store.Host(nil, req.Host); ok {
+		labels = h.Labels
+	}
 	return writeJSON(w, http.StatusOK, api.EnrollResponse{
-		Certificate: certPEM, CA: s.caPEM, Trust: plainPolicies(policies), Servers: s.serverURLs(),
+		Certificate: certPEM, CA: s.caPEM, Trust: currentPolicies(s.store), Labels: labels, Servers: s.serverURLs(),
 	})
 }
 
@@ -109,10 +112,12 @@ func issued(c *x509.Certificate) api.IssuedCert {
 	return api.IssuedCert{Serial: pki.SerialString(c), NotAfter: c.NotAfter.UTC()}
 }
 
-func plainPolicies(ps []*api.TrustPolicy) []artifacts.Policy {
-	out := make([]artifacts.Policy, len(ps))
+// currentPolicies returns the current version of every trust policy.
+func currentPolicies(st *state.Store) []artifacts.SignedPolicy {
+	ps, _ := st.TrustPolicies(nil)
+	out := make([]artifacts.SignedPolicy, len(ps))
 	for i, p := range ps {
-		out[i] = p.Policy
+		out[i] = p.SignedPolicy
 	}
 	return out
 }
@@ -141,11 +146,16 @@ func (s *Server) desired(w http.ResponseWriter, r *http.Request, caller pki.Iden
 		if !ok {
 			continue
 		}
+		payload, ok := s.store.Payload(rel.Payload)
+		if !ok {
+			continue
+		}
 		out.Instructions = append(out.Instructions, api.Instruction{
 			Rollout: dep.Rollout, App: rel.App, Version: rel.Version, Manifest: rel.Manifest, Signatures: rel.Signatures,
+			Chunks: payload.List, ExpiresAt: dep.StartedAt.Add(instructionTTL),
 		})
 	}
-	out.Trust = plainPolicies(d.Trust)
+	out.Trust = s.store.TrustHistory(nil)
 	return writeJSON(w, http.StatusOK, out)
 }
 
@@ -170,6 +180,11 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request, caller pki.Ident
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
+
+// instructionTTL is how long after a host is instructed it may still start
+// the instruction: an agent that comes back later does not act on stale
+// orders (TUF's indefinite-freeze and fast-forward attacks).
+const instructionTTL = 24 * time.Hour
 
 // cleanText keeps the last max bytes of s as valid UTF-8.
 func cleanText(s string, max int) string {

@@ -28,6 +28,18 @@ func (s *Server) listReleases(w http.ResponseWriter, r *http.Request, _ pki.Iden
 	return writeJSON(w, http.StatusOK, nonNil(out))
 }
 
+func (s *Server) getRelease(w http.ResponseWriter, r *http.Request, _ pki.Identity) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	rel, ok := s.store.Release(id)
+	if !ok {
+		return api.Errorf(api.CodeNotFound, "release %s does not exist", id)
+	}
+	return writeJSON(w, http.StatusOK, rel)
+}
+
 // createRelease records a signed manifest. The signatures are checked here
 // for a quick answer, and again by the state machine against the trust
 // policy as committed.
@@ -205,13 +217,15 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, caller pki.
 }
 
 func (s *Server) getTrust(w http.ResponseWriter, r *http.Request, _ pki.Identity) error {
-	ps, index := s.store.TrustPolicies(nil)
+	_, index := s.store.TrustPolicies(nil)
 	w.Header().Set(api.HeaderIndex, strconv.FormatUint(index, 10))
-	return writeJSON(w, http.StatusOK, plainPolicies(ps))
+	return writeJSON(w, http.StatusOK, currentPolicies(s.store))
 }
 
+// setTrust sets an application's first trust policy (serial 1) or rotates
+// it (the next serial, signed by the current keys).
 func (s *Server) setTrust(w http.ResponseWriter, r *http.Request, caller pki.Identity) error {
-	var p artifacts.Policy
+	var p artifacts.SignedPolicy
 	if err := readJSON(r, &p); err != nil {
 		return err
 	}

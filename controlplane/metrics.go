@@ -13,12 +13,13 @@ import (
 
 // metrics are the server's Prometheus collectors, all named here.
 type metrics struct {
-	gatherer   prometheus.Gatherer
-	writes     *prometheus.HistogramVec // by command type, on the leader
-	checkins   prometheus.Counter
-	blocking   prometheus.Gauge
-	engineRuns prometheus.Counter
-	diskOK     prometheus.Gauge
+	gatherer     prometheus.Gatherer
+	writes       *prometheus.HistogramVec // by command type, on the leader
+	checkins     prometheus.Counter
+	blocking     prometheus.Gauge
+	engineRuns   prometheus.Counter
+	diskOK       prometheus.Gauge
+	chunkRepairs prometheus.Counter
 }
 
 func newMetrics(s *Server, reg prometheus.Registerer, gatherer prometheus.Gatherer) *metrics {
@@ -43,11 +44,14 @@ func newMetrics(s *Server, reg prometheus.Registerer, gatherer prometheus.Gather
 		}),
 	}
 	m.diskOK.Set(1)
+	m.chunkRepairs = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "drover_chunk_repairs_total", Help: "Stored chunks found corrupt and replaced from another server.",
+	})
 	r := s.raft.raft
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
-	reg.MustRegister(m.writes, m.checkins, m.blocking, m.engineRuns, m.diskOK,
+	reg.MustRegister(m.writes, m.checkins, m.blocking, m.engineRuns, m.diskOK, m.chunkRepairs,
 		gauge("drover_raft_leader", "1 if this server is the Raft leader.", func() float64 { return boolFloat(r.State() == raft.Leader) }),
 		gauge("drover_raft_last_index", "Last index in this server's Raft log.", func() float64 { return float64(r.LastIndex()) }),
 		gauge("drover_raft_commit_index", "Raft commit index known to this server.", func() float64 { return float64(r.CommitIndex()) }),

@@ -16,6 +16,7 @@ const (
 	smallBody     = 64 << 10
 	manifestBody  = 4 * artifacts.MaxManifestBytes
 	inventoryBody = inventory.MaxSystemBytes + 1
+	chunkListBody = 8 << 20 // a chunk list of chunks.MaxChunks, as JSON
 )
 
 // routeTable lists every endpoint with its access rule. Tests walk this
@@ -30,15 +31,21 @@ func (s *Server) routeTable() []route {
 		{"POST /v1/agent/report", agentsOnly, smallBody, s.report},
 		{"PUT /v1/agent/inventory", agentsOnly, inventoryBody, s.putInventory},
 
-		{"GET /v1/blobs/{digest}", readers, 0, s.getBlob},
-		{"PUT /v1/blobs/{digest}", deployers, 0, s.putBlob}, // bounded by its declared size
-		{"GET /v1/internal/blobs/{digest}", serversOnly, 0, s.getLocalBlob},
-		{"PUT /v1/internal/blobs/{digest}", serversOnly, 0, s.putLocalBlob},
+		{"POST /v1/chunks/missing", deployers, chunkListBody, s.missingChunks},
+		{"GET /v1/chunks/{digest}", readers, 0, s.getChunk},
+		{"PUT /v1/chunks/{digest}", deployers, 0, s.putChunk}, // bounded by readChunkBody
+		{"POST /v1/internal/chunks/missing", serversOnly, chunkListBody, s.missingChunks},
+		{"GET /v1/internal/chunks/{digest}", serversOnly, 0, s.getLocalChunk},
+		{"PUT /v1/internal/chunks/{digest}", serversOnly, 0, s.putLocalChunk},
+		{"POST /v1/payloads", deployers, chunkListBody, s.registerPayload},
+		{"GET /v1/payloads", viewers, 0, s.listPayloads},
+		{"GET /v1/payloads/{digest}", viewers, 0, s.getPayload},
 		{"POST /v1/internal/apply", serversOnly, maxCommandBytes, s.internalApply},
 		{"GET /v1/internal/health", serversOnly, 0, s.getHealth},
 		{"POST /v1/internal/checkins", serversOnly, 16 << 20, s.receiveCheckins},
 
 		{"GET /v1/releases", viewers, 0, s.listReleases},
+		{"GET /v1/releases/{id}", viewers, 0, s.getRelease},
 		{"POST /v1/releases", deployers, manifestBody, s.createRelease},
 		{"POST /v1/releases/{id}/approve", approvers, smallBody, s.approveRelease},
 		{"GET /v1/rollouts", viewers, 0, s.listRollouts},

@@ -8,14 +8,12 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/drover-dev/drover/artifacts"
 	"github.com/drover-dev/drover/controlplane/state"
 	"github.com/drover-dev/drover/deploy"
 	"github.com/drover-dev/drover/pki"
@@ -42,7 +40,7 @@ type Server struct {
 	store   *state.Store
 	raft    *raftParts
 	members *membership
-	blobs   *artifacts.BlobStore
+	chunks  *chunkServer
 	ca      *pki.CA
 	caPEM   []byte
 	peers   *http.Client // to other servers' APIs, with this server's certificate
@@ -105,7 +103,7 @@ func New(config *Config, opts Options) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.blobs, err = artifacts.OpenBlobStore(filepath.Join(cfg.DataDir, "blobs")); err != nil {
+	if s.chunks, err = openChunkServer(cfg.DataDir); err != nil {
 		return nil, err
 	}
 	apiTLS, err := pki.ServerTLS(certPEM, keyPEM, caPEM)
@@ -166,6 +164,7 @@ func New(config *Config, opts Options) (_ *Server, err error) {
 	s.goRun(func() { s.observeLeader(ctx) })
 	s.goRun(func() { s.forwardCheckins(ctx) })
 	s.goRun(func() { s.watchDisk(ctx) })
+	s.goRun(func() { s.syncChunks(ctx) })
 	s.log.Info("server started", "api", cfg.APIAddr, "raft", cfg.RaftAddr, "gossip", cfg.GossipAddr, "existing_state", hasState)
 	return s, nil
 }

@@ -1,12 +1,18 @@
 package test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/drover-dev/drover/artifacts/chunks"
+	"github.com/drover-dev/drover/controlplane/client"
 
 	"github.com/drover-dev/drover/artifacts"
 	"github.com/drover-dev/drover/controlplane/api"
@@ -145,22 +151,47 @@ func TestFailingHealthCheckRevertsAndStopsTheRollout(t *testing.T) {
 	}
 }
 
+// payloadChunks returns the chunk files of a payload on server id.
+func payloadChunks(t *testing.T, f *fleet, sha, id string) []string {
+	t.Helper()
+	var p api.Payload
+	testcluster.WaitFor(t, 5*time.Second, "the payload's record", func() bool {
+		_, err := f.Admin.Do(context.Background(), client.Request{Method: "GET", Path: api.PathPayloads + "/" + sha}, &p)
+		return err == nil
+	})
+	list, err := chunks.DecodeList(p.List)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, ref := range list {
+		files = append(files, filepath.Join(f.Dir, "servers", id, "data", "chunks", ref.SHA256[:2], ref.SHA256))
+	}
+	return files
+}
+
+func flipByte(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestTamperedPayloadIsRefused(t *testing.T) {
 	f := startFleet(t)
 	f.Publish("web", "1.0.0", webFiles, webCheck, f.key)
 	f.WaitRollout(f.rollout(t, "web@1.0.0", "100%"), 60*time.Second, api.RolloutCompleted)
 
 	m := f.Publish("web", "2.0.0", map[string]string{"bin/web*": "#!/bin/sh\necho evil\n"}, webCheck, f.key)
-	// Alter the payload after signing, on every server's disk.
+	// Alter the payload's bytes after signing, on every server's disk.
 	for _, id := range f.IDs {
-		path := filepath.Join(f.Dir, "servers", id, "data", "blobs", m.Payload.SHA256)
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b[len(b)/2] ^= 0xff
-		if err := os.WriteFile(path, b, 0o644); err != nil {
-			t.Fatal(err)
+		for _, file := range payloadChunks(t, f, m.Payload.SHA256, id) {
+			flipByte(t, file)
 		}
 	}
 	id := f.rollout(t, "web@2.0.0", "1,100%")
@@ -169,13 +200,85 @@ func TestTamperedPayloadIsRefused(t *testing.T) {
 		t.Fatalf("rollout is %s; want paused", st.Rollout.State)
 	}
 	d := st.Hosts[0]
-	if d.State != deploy.Failed || !strings.Contains(d.Reason, "digest mismatch") || d.Current != "1.0.0" {
-		t.Errorf("%s: state %s reason %q current %q; want failed with a digest mismatch, still on 1.0.0", d.Host, d.State, d.Reason, d.Current)
+	if d.State != deploy.Failed || !strings.Contains(d.Reason, "chunk") || d.Current != "1.0.0" {
+		t.Errorf("%s: state %s reason %q current %q; want failed for want of a good chunk, still on 1.0.0", d.Host, d.State, d.Reason, d.Current)
 	}
 	if v := current(t, f.agents[0], "web"); v != "1.0.0" {
 		t.Errorf("h1: current -> %q; want 1.0.0", v)
 	}
 	if _, err := os.Stat(filepath.Join(f.agents[0].Dir, "apps/web/releases/2.0.0")); !os.IsNotExist(err) {
 		t.Errorf("h1: the refused release was unpacked (%v)", err)
+	}
+}
+
+// TestCorruptChunkOnOneServerIsRepaired flips a bit in one server's copy
+// of a chunk: that server notices when it is asked for it, replaces its
+// copy from another server, and serves the good bytes.
+func TestCorruptChunkOnOneServerIsRepaired(t *testing.T) {
+	f := startFleet(t)
+	m := f.Publish("web", "1.0.0", webFiles, webCheck, f.key)
+	files := payloadChunks(t, f, m.Payload.SHA256, "s1")
+	good, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipByte(t, files[0])
+
+	var p api.Payload
+	testcluster.WaitFor(t, 5*time.Second, "the payload's record", func() bool {
+		_, err := f.Admin.Do(context.Background(), client.Request{Method: "GET", Path: api.PathPayloads + "/" + m.Payload.SHA256}, &p)
+		return err == nil
+	})
+	list, _ := chunks.DecodeList(p.List)
+	data, _, err := f.ClientFor(0).Chunk(context.Background(), list[0], nil)
+	if err != nil {
+		t.Fatalf("s1 could not serve the chunk: %v", err)
+	}
+	if _, err := chunks.Decompress(data, list[0]); err != nil {
+		t.Fatalf("s1 served a bad chunk: %v", err)
+	}
+	if now, _ := os.ReadFile(files[0]); !bytes.Equal(now, good) {
+		t.Error("s1's copy of the chunk was not repaired")
+	}
+	// And the fleet installs the release.
+	st := f.WaitRollout(f.rollout(t, "web@1.0.0", "100%"), 60*time.Second, api.RolloutCompleted, api.RolloutPaused)
+	if st.Rollout.State != api.RolloutCompleted {
+		t.Fatalf("rollout %s: %s", st.Rollout.State, st.Rollout.Reason)
+	}
+}
+
+// TestNewVersionDownloadsOnlyChangedChunks rolls out a 24 MiB payload,
+// then a version in which one 1 MiB file changed: the agents download a
+// small fraction of the payload the second time.
+func TestNewVersionDownloadsOnlyChangedChunks(t *testing.T) {
+	f := startFleet(t)
+	rnd := rand.New(rand.NewPCG(1, 2))
+	files := map[string]string{"bin/web*": "#!/bin/sh\n"}
+	for i := range 24 {
+		b := make([]byte, 1<<20)
+		for j := range b {
+			b[j] = byte(rnd.Uint32())
+		}
+		files[fmt.Sprintf("data/%02d.bin", i)] = string(b)
+	}
+	v1 := f.Publish("web", "1.0.0", files, webCheck, f.key)
+	f.WaitRollout(f.rollout(t, "web@1.0.0", "100%"), 120*time.Second, api.RolloutCompleted)
+	before := f.agents[0].Agent.Downloaded()
+
+	b := []byte(files["data/07.bin"])
+	for j := range b {
+		b[j] = byte(rnd.Uint32())
+	}
+	files["data/07.bin"] = string(b)
+	f.Publish("web", "2.0.0", files, webCheck, f.key)
+	st := f.WaitRollout(f.rollout(t, "web@2.0.0", "100%"), 120*time.Second, api.RolloutCompleted, api.RolloutPaused)
+	if st.Rollout.State != api.RolloutCompleted {
+		t.Fatalf("rollout %s: %s", st.Rollout.State, st.Rollout.Reason)
+	}
+	got := f.agents[0].Agent.Downloaded() - before
+	pct := 100 * float64(got) / float64(v1.Payload.Size)
+	t.Logf("the new version cost h1 %d bytes of a %d-byte payload: %.2f%%", got, v1.Payload.Size, pct)
+	if pct > 5 {
+		t.Errorf("h1 downloaded %.2f%% of the payload for a 1 MiB change; want at most 5%%", pct)
 	}
 }

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"syscall"
@@ -59,8 +62,87 @@ cost Raft's batching amortises.`,
 	writes.Flags().DurationVar(&duration, "duration", 10*time.Second, "measuring time per concurrency level")
 	writes.Flags().IntSliceVar(&workers, "workers", []int{1, 16, 64}, "concurrency levels")
 	writes.Flags().StringVar(&profile, "profile", "", "write a CPU profile of the leader during the last level to this file")
-	cmd.AddCommand(failover, writes)
+	var sizeMiB int
+	var uploadProfile string
+	upload := &cobra.Command{
+		Use:   "upload [--size-mib 100]",
+		Short: "Measure payload upload throughput, and what a new version costs",
+		Long: `Start 3 server processes and upload a payload of incompressible data
+packed as tar (the worst case for throughput) until a quorum holds it
+durably; then change 1 MiB of it and upload again, reporting the bytes the
+second upload sent.`,
+		Example: `  drover bench upload --size-mib 100`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.benchUpload(cmd.Context(), sizeMiB, uploadProfile)
+		},
+	}
+	upload.Flags().IntVar(&sizeMiB, "size-mib", 100, "payload size in MiB")
+	upload.Flags().StringVar(&uploadProfile, "profile", "", "write CPU profiles of the first upload (this process, and the leader) with this path prefix")
+	cmd.AddCommand(failover, writes, upload)
 	return cmd
+}
+
+// benchUpload uploads a payload of n MiB of random files, then a version
+// with one 1 MiB file changed.
+func (a *app) benchUpload(ctx context.Context, n int, profile string) error {
+	d, done, err := a.benchCluster(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	rnd := rand.New(rand.NewPCG(7, 11))
+	src := filepath.Join(d.dir, "payload")
+	for i := range n {
+		b := make([]byte, 1<<20)
+		for j := 0; j < len(b); j += 8 {
+			binary.LittleEndian.PutUint64(b[j:], rnd.Uint64())
+		}
+		if err := os.MkdirAll(src, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(src, fmt.Sprintf("f%04d.bin", i)), b, 0o644); err != nil {
+			return err
+		}
+	}
+	for version := 1; version <= 2; version++ {
+		if version == 2 {
+			b := make([]byte, 1<<20)
+			for j := 0; j < len(b); j += 8 {
+				binary.LittleEndian.PutUint64(b[j:], rnd.Uint64())
+			}
+			if err := os.WriteFile(filepath.Join(src, fmt.Sprintf("f%04d.bin", n/2)), b, 0o644); err != nil {
+				return err
+			}
+		}
+		payload := filepath.Join(d.dir, fmt.Sprintf("v%d.tar", version))
+		if err := packDir(src, payload, "tar"); err != nil {
+			return err
+		}
+		if profile != "" && version == 1 {
+			go d.profileLeader(ctx, 3*time.Second, profile+"-leader.prof", a.stderr)
+			f, err := os.Create(profile + "-client.prof")
+			if err != nil {
+				return err
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+		}
+		start := time.Now()
+		res, err := d.admin.Upload(ctx, payload, "tar")
+		if err != nil {
+			return err
+		}
+		took := time.Since(start)
+		if profile != "" && version == 1 {
+			pprof.StopCPUProfile()
+		}
+		fmt.Fprintf(a.stdout, "upload v%d: %d MiB payload durable on %d servers in %v: %.0f MB/s; sent %.1f MiB (%.1f%%)\n",
+			version, res.Size>>20, len(res.Holders), took.Round(time.Millisecond), float64(res.Size)/took.Seconds()/1e6,
+			float64(res.Uploaded)/(1<<20), 100*float64(res.Uploaded)/float64(res.Size))
+	}
+	return nil
 }
 
 func (a *app) benchCluster(ctx context.Context) (*devCluster, func(), error) {

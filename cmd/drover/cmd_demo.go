@@ -136,34 +136,23 @@ func (a *app) demoRelease(ctx context.Context, d *devCluster, version string, lo
 	if err := os.WriteFile(filepath.Join(src, "bin", "hello"), []byte(script), 0o755); err != nil {
 		return err
 	}
-	payload := filepath.Join(d.dir, "build", "hello-"+version+".tar.gz")
-	if err := packDir(src, payload); err != nil {
-		return err
-	}
-	m, err := artifacts.NewManifest("hello", version, payload, []artifacts.HealthCheck{
-		{Name: "self-test", Command: []string{"bin/hello", "--self-test"}, Timeout: artifacts.Duration(10 * time.Second)}})
-	if err != nil {
-		return err
-	}
-	m.Provenance = &artifacts.Provenance{Builder: "drover demo", BuildID: "demo-" + version}
-	body, err := m.Canonical()
-	if err != nil {
+	payload := filepath.Join(d.dir, "build", "hello-"+version+".tar")
+	if err := packDir(src, payload, artifacts.FormatTar); err != nil {
 		return err
 	}
 	key, err := artifacts.LoadSecretKey(d.key, "")
 	if err != nil {
 		return err
 	}
-	blob, err := d.admin.PushBlob(ctx, payload)
+	m, err := d.admin.Release(ctx, artifacts.Manifest{Schema: 1, Name: "hello", Version: version,
+		HealthChecks: []artifacts.HealthCheck{{Name: "self-test", Command: []string{"bin/hello", "--self-test"}, Timeout: artifacts.Duration(10 * time.Second)}},
+		Provenance:   &artifacts.Provenance{Builder: "drover demo", BuildID: "demo-" + version},
+	}, payload, key)
 	if err != nil {
 		return err
 	}
-	logf("payload sha256:%s, %d bytes, held by %s", blob.Digest[:16], blob.Size, strings.Join(blob.Holders, ", "))
-	res, err := d.admin.CreateRelease(ctx, body, [][]byte{artifacts.Sign(key, body, "release "+m.ID())})
-	if err != nil {
-		return err
-	}
-	logf("release %s recorded, signature checked against the trust policy", res.ID)
+	logf("payload sha256:%s, %d bytes, in chunks held by every server", m.Payload.SHA256[:16], m.Payload.Size)
+	logf("release %s recorded, signature checked against the trust policy", m.ID())
 	return nil
 }
 

@@ -7,9 +7,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/drover-dev/drover/pki"
 
 	"github.com/spf13/cobra"
 
@@ -171,61 +174,150 @@ func (a *app) trustCommand() *cobra.Command {
 	var threshold int
 	set := &cobra.Command{
 		Use:   "set --app APP --pubkey FILE.pub [--pubkey ...] [--threshold K]",
-		Short: "Set the signers of an application",
-		Long: `Set the trust policy of an application ("*" for every application without
-its own): the minisign public keys whose signatures count, and how many
-distinct ones a release needs. Agents pin the policy of an application the
-first time they see it and check every release against it themselves.`,
+		Short: "Set an application's first trust policy (admin)",
+		Long: `Set the first trust policy of an application ("*" for every application
+without its own): the minisign public keys whose signatures count, and how
+many distinct ones a release needs. Agents pin it and check every release
+against it themselves. Once set, a policy changes only by 'drover trust
+rotate', signed by its current keys.`,
 		Example: `  drover trust set --app '*' --pubkey release.pub
   drover trust set --app web --pubkey alice.pub --pubkey bob.pub --threshold 2`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p := artifacts.Policy{App: app, Threshold: threshold}
-			for _, path := range pubkeys {
-				b, err := os.ReadFile(path)
-				if err != nil {
-					return err
-				}
-				k, err := artifacts.ParsePublicKey(b)
-				if err != nil {
-					return &exitErr{code: exitUsage, err: fmt.Errorf("%s: %w", path, err)}
-				}
-				p.Keys = append(p.Keys, k.String())
-			}
-			if err := p.Validate(); err != nil {
-				return &exitErr{code: exitUsage, err: err}
+			p, err := policyFromFlags(app, pubkeys, threshold)
+			if err != nil {
+				return err
 			}
 			c, err := a.client()
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			return c.SetTrust(cmd.Context(), p)
+			return c.SetTrust(cmd.Context(), artifacts.SignedPolicy{Policy: p, Serial: 1})
 		},
 	}
-	set.Flags().StringVar(&app, "app", artifacts.AnyApp, "application name, or * for all")
-	set.Flags().StringArrayVar(&pubkeys, "pubkey", nil, "minisign public key file (repeatable)")
-	set.Flags().IntVar(&threshold, "threshold", 1, "signatures needed from distinct keys")
+	for _, c := range []*cobra.Command{set} {
+		c.Flags().StringVar(&app, "app", artifacts.AnyApp, "application name, or * for all")
+		c.Flags().StringArrayVar(&pubkeys, "pubkey", nil, "minisign public key file (repeatable)")
+		c.Flags().IntVar(&threshold, "threshold", 1, "signatures needed from distinct keys")
+	}
+	var signKeys, sigFiles []string
+	var writeDoc string
+	rotate := &cobra.Command{
+		Use:   "rotate --app APP --pubkey NEW.pub [...] --threshold K (--key OLD.key ... | --signature FILE ...)",
+		Short: "Replace an application's signers, signed by the current ones",
+		Long: `Rotate a trust policy: the new keys and threshold take effect only with the
+signatures of at least the current policy's threshold of its current keys
+over the new policy's document. Agents accept the rotation by the same
+rule, so neither the control plane nor an admin alone can change who signs
+releases.
+
+Sign here with the current secret keys (--key, password from
+$DROVER_KEY_PASSWORD), or have each key holder sign elsewhere: write the
+document with --write-document FILE, have it signed (drover sign FILE, or
+minisign -S), then run rotate again with --signature FILE.minisig for each.`,
+		Example: `  drover trust rotate --app web --pubkey carol.pub --pubkey dave.pub --threshold 2 \
+      --key alice.key --key bob.key
+  drover trust rotate --app web --pubkey carol.pub --write-document rotate.json
+  drover trust rotate --app web --pubkey carol.pub --signature rotate.json.minisig`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := policyFromFlags(app, pubkeys, threshold)
+			if err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			var current []artifacts.SignedPolicy
+			if _, err := c.Do(cmd.Context(), client.Request{Method: "GET", Path: api.PathTrust}, &current); err != nil {
+				return err
+			}
+			i := slices.IndexFunc(current, func(sp artifacts.SignedPolicy) bool { return sp.App == app })
+			if i < 0 {
+				return usageErr("application %q has no trust policy yet: use drover trust set", app)
+			}
+			next := artifacts.SignedPolicy{Policy: p, Serial: current[i].Serial + 1}
+			doc := next.Document()
+			if writeDoc != "" {
+				if err := pki.WriteFileAtomic(writeDoc, doc, 0o644); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stderr, "wrote %s (serial %d); have it signed by %d of the current keys\n", writeDoc, next.Serial, current[i].Threshold)
+				return nil
+			}
+			for _, k := range signKeys {
+				key, err := artifacts.LoadSecretKey(k, os.Getenv("DROVER_KEY_PASSWORD"))
+				if err != nil {
+					return &exitErr{code: exitUsage, err: err}
+				}
+				next.Signatures = append(next.Signatures, artifacts.Sign(key, doc, fmt.Sprintf("trust rotation %s serial %d", app, next.Serial)))
+			}
+			for _, f := range sigFiles {
+				sig, err := os.ReadFile(f)
+				if err != nil {
+					return err
+				}
+				next.Signatures = append(next.Signatures, sig)
+			}
+			if err := current[i].VerifySuccessor(next); err != nil {
+				return &exitErr{code: exitUsage, err: err}
+			}
+			if err := c.SetTrust(cmd.Context(), next); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stderr, "trust policy of %s rotated to serial %d\n", app, next.Serial)
+			return nil
+		},
+	}
+	rotate.Flags().StringVar(&app, "app", artifacts.AnyApp, "application name, or * for all")
+	rotate.Flags().StringArrayVar(&pubkeys, "pubkey", nil, "new minisign public key file (repeatable)")
+	rotate.Flags().IntVar(&threshold, "threshold", 1, "signatures the new policy needs from distinct keys")
+	rotate.Flags().StringArrayVar(&signKeys, "key", nil, "a current secret key to sign the rotation with (repeatable)")
+	rotate.Flags().StringArrayVar(&sigFiles, "signature", nil, "a signature of the rotation document made elsewhere (repeatable)")
+	rotate.Flags().StringVar(&writeDoc, "write-document", "", "write the document to sign to this file and stop")
 	show := &cobra.Command{
 		Use:     "show",
 		Short:   "Show the trust policies",
 		Example: `  drover trust show -o json`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var ps []artifacts.Policy
+			var ps []artifacts.SignedPolicy
 			if err := a.get(cmd, api.PathTrust, &ps); err != nil {
 				return err
 			}
 			return a.printOut(ps, func(w io.Writer) {
-				row(w, "APP", "THRESHOLD", "KEYS")
+				row(w, "APP", "SERIAL", "THRESHOLD", "KEYS")
 				for _, p := range ps {
-					row(w, p.App, p.Threshold, strings.Join(keyIDs(p.Keys), ","))
+					row(w, p.App, p.Serial, p.Threshold, strings.Join(keyIDs(p.Keys), ","))
 				}
 			})
 		},
 	}
-	cmd.AddCommand(set, show)
+	cmd.AddCommand(set, rotate, show)
 	return cmd
+}
+
+// policyFromFlags builds a policy from public key files.
+func policyFromFlags(app string, pubkeys []string, threshold int) (artifacts.Policy, error) {
+	p := artifacts.Policy{App: app, Threshold: threshold}
+	for _, path := range pubkeys {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return p, err
+		}
+		k, err := artifacts.ParsePublicKey(b)
+		if err != nil {
+			return p, &exitErr{code: exitUsage, err: fmt.Errorf("%s: %w", path, err)}
+		}
+		p.Keys = append(p.Keys, k.String())
+	}
+	if err := p.Validate(); err != nil {
+		return p, &exitErr{code: exitUsage, err: err}
+	}
+	return p, nil
 }
 
 func keyIDs(keys []string) []string {

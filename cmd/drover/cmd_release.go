@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/drover-dev/drover/artifacts/chunks"
 
 	"github.com/spf13/cobra"
 
@@ -16,13 +19,17 @@ import (
 )
 
 func (a *app) artifactCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "artifact", Short: "Upload release payloads"}
+	cmd := &cobra.Command{Use: "artifact", Short: "Payloads: pack, upload, list, verify"}
 	push := &cobra.Command{
 		Use:   "push FILE",
-		Short: "Upload a payload (a tar.gz) to the cluster",
-		Long: `Upload a payload. It is stored by its SHA-256 on the servers and
-acknowledged once a quorum of them holds a durable copy.`,
-		Example: `  drover artifact push web-1.2.0.tar.gz`,
+		Short: "Upload a payload (a tar or tar.gz) to the cluster",
+		Long: `Upload a payload. It is cut into content-defined chunks; only the chunks
+the servers do not already hold are sent (compressed), and the payload is
+acknowledged once a quorum of servers holds every chunk. Pack payloads as
+uncompressed tar (drover artifact pack does): then a new version shares
+most chunks with the last one, and costs only its changes to upload and
+to download.`,
+		Example: `  drover artifact push web-1.2.0.tar`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
@@ -30,41 +37,148 @@ acknowledged once a quorum of them holds a durable copy.`,
 				return err
 			}
 			defer c.Close()
-			res, err := c.PushBlob(cmd.Context(), args[0])
+			desc, err := describePayloadFile(args[0])
 			if err != nil {
 				return err
 			}
+			start := time.Now()
+			res, err := c.Upload(cmd.Context(), args[0], desc.Format)
+			if err != nil {
+				return err
+			}
+			took := time.Since(start)
+			fmt.Fprintf(a.stderr, "uploaded %d of %d bytes (compressed) in %v; %d chunks held by %s\n",
+				res.Uploaded, res.Size, took.Round(time.Millisecond), res.Count, strings.Join(res.Holders, ", "))
 			return a.printOut(res, func(w io.Writer) {
-				row(w, "DIGEST", "SIZE", "HELD BY")
-				row(w, "sha256:"+res.Digest, res.Size, strings.Join(res.Holders, ","))
+				row(w, "PAYLOAD", "SIZE", "CHUNKS", "HELD BY")
+				row(w, "sha256:"+res.SHA256, res.Size, res.Count, strings.Join(res.Holders, ","))
 			})
 		},
 	}
+	var format, out string
 	pack := &cobra.Command{
-		Use:     "pack DIR --out FILE",
-		Short:   "Pack a directory as a payload (a reproducible tar.gz)",
-		Example: `  drover artifact pack ./build --out web-1.2.0.tar.gz`,
+		Use:   "pack DIR --out FILE [--format tar|tar.gz]",
+		Short: "Pack a directory as a payload (reproducible)",
+		Long: `Pack a directory as a payload: files, directories and symbolic links in
+lexical order with owners and times cleared, so the same tree always gives
+the same bytes. tar (the default) lets new versions share chunks.`,
+		Example: `  drover artifact pack ./build --out web-1.2.0.tar`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			out, _ := cmd.Flags().GetString("out")
 			if out == "" {
 				return usageErr("--out is required")
 			}
-			return packDir(args[0], out)
+			if format != artifacts.FormatTar && format != artifacts.FormatTarGz {
+				return usageErr("--format %q: allowed values are tar, tar.gz", format)
+			}
+			return packDir(args[0], out, format)
 		},
 	}
-	pack.Flags().String("out", "", "payload file to write")
-	cmd.AddCommand(push, pack)
+	pack.Flags().StringVar(&out, "out", "", "payload file to write")
+	pack.Flags().StringVar(&format, "format", artifacts.FormatTar, "tar or tar.gz")
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "List uploaded payloads",
+		Example: `  drover artifact list`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var ps []*api.Payload
+			if err := a.get(cmd, api.PathPayloads, &ps); err != nil {
+				return err
+			}
+			return a.printOut(ps, func(w io.Writer) {
+				row(w, "PAYLOAD", "FORMAT", "SIZE", "HELD BY")
+				for _, p := range ps {
+					row(w, "sha256:"+p.SHA256, p.Format, p.Size, strings.Join(p.Holders, ","))
+				}
+			})
+		},
+	}
+	show := &cobra.Command{
+		Use:     "show SHA256",
+		Short:   "Show a payload: size, format, chunks, servers holding it",
+		Example: `  drover artifact show 5f2c...`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var p api.Payload
+			if err := a.get(cmd, api.PathPayloads+"/"+strings.TrimPrefix(args[0], "sha256:"), &p); err != nil {
+				return err
+			}
+			list, _ := chunks.DecodeList(p.List)
+			return a.printOut(p, func(w io.Writer) {
+				row(w, "payload", "sha256:"+p.SHA256)
+				row(w, "format", p.Format)
+				row(w, "size", p.Size)
+				row(w, "chunks", fmt.Sprintf("%d (list sha256:%s)", len(list), p.Chunks))
+				row(w, "held by", strings.Join(p.Holders, ", "))
+			})
+		},
+	}
+	var releaseID string
+	verify := &cobra.Command{
+		Use:   "verify FILE --release NAME@VERSION",
+		Short: "Check a local payload against a release's signed manifest",
+		Long: `Check that FILE is exactly the payload of a release — its SHA-256, size
+and chunk list match the manifest — and that the manifest carries enough
+valid signatures for the application's trust policy. Exits non-zero with
+the reason otherwise.`,
+		Example: `  drover artifact verify web-1.2.0.tar --release web@1.2.0`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if releaseID == "" {
+				return usageErr("--release is required")
+			}
+			var rel api.Release
+			if err := a.get(cmd, api.PathReleases+"/"+releaseID, &rel); err != nil {
+				return err
+			}
+			var policies []artifacts.SignedPolicy
+			if err := a.get(cmd, api.PathTrust, &policies); err != nil {
+				return err
+			}
+			m, err := artifacts.ParseManifest(rel.Manifest)
+			if err != nil {
+				return err
+			}
+			plain := make([]artifacts.Policy, len(policies))
+			for i, p := range policies {
+				plain[i] = p.Policy
+			}
+			policy, ok := artifacts.PolicyFor(plain, m.Name)
+			if !ok {
+				return fmt.Errorf("no trust policy covers %s", m.Name)
+			}
+			if err := policy.Verify(rel.Manifest, rel.Signatures); err != nil {
+				return err
+			}
+			desc, err := describePayloadFile(args[0])
+			if err != nil {
+				return err
+			}
+			if desc.SHA256 != m.Payload.SHA256 || desc.Size != m.Payload.Size || desc.Chunks != m.Payload.Chunks {
+				return fmt.Errorf("%s is not the payload of %s: sha256 %s size %d, the manifest says sha256 %s size %d",
+					args[0], releaseID, desc.SHA256, desc.Size, m.Payload.SHA256, m.Payload.Size)
+			}
+			fmt.Fprintf(a.stderr, "%s is the payload of %s, and its manifest is signed per the %q policy\n", args[0], releaseID, policy.App)
+			return nil
+		},
+	}
+	verify.Flags().StringVar(&releaseID, "release", "", "the release, NAME@VERSION")
+	cmd.AddCommand(push, pack, list, show, verify)
 	return cmd
 }
 
-func packDir(dir, out string) error {
-	f, err := os.CreateTemp(".", ".pack-*")
+func packDir(dir, out, format string) error {
+	f, err := os.CreateTemp(filepath.Dir(out), ".pack-*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(f.Name())
-	if err := artifacts.Pack(dir, f); err != nil {
+	pack := artifacts.PackTar
+	if format == artifacts.FormatTarGz {
+		pack = artifacts.Pack
+	}
+	if err := pack(dir, f); err != nil {
 		f.Close()
 		return err
 	}
@@ -81,6 +195,8 @@ type releaseFlags struct {
 	checks                 []string
 	checkTimeout           time.Duration
 	prov                   artifacts.Provenance
+	arches                 []string
+	targetLabels           string
 }
 
 func (a *app) releaseCommand() *cobra.Command {
@@ -110,7 +226,11 @@ or --signature). The payload is uploaded first when --payload is given.`,
 			}
 			defer c.Close()
 			if f.payload != "" {
-				if _, err := c.PushBlob(cmd.Context(), f.payload); err != nil {
+				desc, err := describePayloadFile(f.payload)
+				if err != nil {
+					return err
+				}
+				if _, err := c.Upload(cmd.Context(), f.payload, desc.Format); err != nil {
 					return fmt.Errorf("cannot upload payload: %w", err)
 				}
 			}
@@ -132,6 +252,8 @@ or --signature). The payload is uploaded first when --payload is given.`,
 	fl.StringVar(&f.prov.SourceCommit, "source-commit", "", "provenance: source commit")
 	fl.StringVar(&f.prov.BuildID, "build-id", "", "provenance: build id")
 	fl.StringVar(&f.prov.Builder, "builder", "", "provenance: builder")
+	fl.StringSliceVar(&f.arches, "arch", nil, "targets: Go architectures the release is for (amd64, arm64, ...); default any")
+	fl.StringVar(&f.targetLabels, "target-labels", "", "targets: labels a host must have, key=value,...")
 
 	var manifestOut string
 	manifest := &cobra.Command{
@@ -158,6 +280,28 @@ or --signature). The payload is uploaded first when --payload is given.`,
 	manifest.Flags().AddFlagSet(fl)
 	manifest.Flags().StringVar(&manifestOut, "out", "", "manifest file to write")
 
+	showRel := &cobra.Command{
+		Use:     "show NAME@VERSION",
+		Short:   "Show a release: manifest, signatures, approvals",
+		Example: `  drover release show web@1.2.0 -o json`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var r api.Release
+			if err := a.get(cmd, api.PathReleases+"/"+args[0], &r); err != nil {
+				return err
+			}
+			return a.printOut(r, func(w io.Writer) {
+				row(w, "release", r.ID)
+				row(w, "created", r.CreatedAt.Format(time.RFC3339)+" by "+r.CreatedBy)
+				row(w, "payload", "sha256:"+r.Payload)
+				row(w, "signatures", len(r.Signatures))
+				for _, ap := range r.Approvals {
+					row(w, "approved", ap.At.Format(time.RFC3339)+" by "+ap.By+" "+ap.Comment)
+				}
+				fmt.Fprintf(w, "\nmanifest:\n%s\n", r.Manifest)
+			})
+		},
+	}
 	list := &cobra.Command{
 		Use:     "list",
 		Short:   "List releases",
@@ -190,7 +334,7 @@ created a release cannot approve it, and each approver approves once.`,
 		},
 	}
 	approve.Flags().StringVar(&comment, "comment", "", "a note for the record, such as a change ticket")
-	cmd.AddCommand(create, manifest, list, approve)
+	cmd.AddCommand(create, manifest, list, showRel, approve)
 	return cmd
 }
 
@@ -249,13 +393,24 @@ func (f *releaseFlags) newManifest(id string) (*artifacts.Manifest, error) {
 		checks = append(checks, artifacts.HealthCheck{Name: fmt.Sprintf("check-%d", i+1),
 			Command: []string{"sh", "-c", c}, Timeout: artifacts.Duration(f.checkTimeout)})
 	}
-	m, err := artifacts.NewManifest(name, ver, f.payload, checks)
+	payload, err := describePayloadFile(f.payload)
 	if err != nil {
-		return nil, &exitErr{code: exitUsage, err: err}
+		return nil, err
+	}
+	m := &artifacts.Manifest{Schema: 1, Name: name, Version: ver, Payload: payload, HealthChecks: checks}
+	if len(f.arches) > 0 || f.targetLabels != "" {
+		labels, err := api.ParseLabels(f.targetLabels)
+		if err != nil {
+			return nil, &exitErr{code: exitUsage, err: fmt.Errorf("--target-labels: %w", err)}
+		}
+		m.Targets = &artifacts.Targets{Architectures: f.arches, Labels: labels}
 	}
 	if f.prov != (artifacts.Provenance{}) {
 		p := f.prov
 		m.Provenance = &p
+	}
+	if err := m.Validate(); err != nil {
+		return nil, &exitErr{code: exitUsage, err: err}
 	}
 	return m, nil
 }
@@ -269,4 +424,9 @@ func (a *app) get(cmd *cobra.Command, path string, out any) error {
 	defer c.Close()
 	_, err = c.Do(cmd.Context(), client.Request{Method: "GET", Path: path}, out)
 	return err
+}
+
+func describePayloadFile(path string) (artifacts.Payload, error) {
+	p, _, err := artifacts.DescribePayload(path)
+	return p, err
 }

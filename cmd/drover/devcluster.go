@@ -229,7 +229,8 @@ func (d *devCluster) trustNewKey(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return d.admin.SetTrust(ctx, artifacts.Policy{App: artifacts.AnyApp, Keys: []string{pk.String()}, Threshold: 1})
+	return d.admin.SetTrust(ctx, artifacts.SignedPolicy{Serial: 1,
+		Policy: artifacts.Policy{App: artifacts.AnyApp, Keys: []string{pk.String()}, Threshold: 1}})
 }
 
 // stop ends every process: agents first, then servers, each with SIGTERM

@@ -92,11 +92,15 @@ type Token struct {
 	Meta
 }
 
-// Blob is a payload held by the servers' blob stores (its bytes are not here).
-type Blob struct {
-	Digest  string   `json:"digest"`
+// Payload is a release payload held by the servers as chunks (its bytes
+// are not here): its chunk list, and which servers hold every chunk.
+type Payload struct {
+	SHA256  string   `json:"sha256"`
 	Size    int64    `json:"size"`
-	Holders []string `json:"holders"` // server IDs that acknowledged a durable copy
+	Format  string   `json:"format"`
+	Chunks  string   `json:"chunks"`  // SHA-256 of List, as a signed manifest names it
+	List    []byte   `json:"list"`    // the chunk list, chunks.List.Encode()
+	Holders []string `json:"holders"` // servers holding a durable copy of every chunk
 	Meta
 }
 
@@ -162,8 +166,8 @@ type Deployment struct {
 	Meta
 }
 
-// TrustPolicy is an artifacts.Policy held in the replicated state.
+// TrustPolicy is the current version of an application's trust policy.
 type TrustPolicy struct {
-	artifacts.Policy
+	artifacts.SignedPolicy
 	Meta
 }

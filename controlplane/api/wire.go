@@ -1,7 +1,10 @@
 package api
 
 import (
+	"time"
+
 	"github.com/drover-dev/drover/artifacts"
+	"github.com/drover-dev/drover/artifacts/chunks"
 	"github.com/drover-dev/drover/deploy"
 )
 
@@ -9,26 +12,29 @@ import (
 // (CA and Enroll) is the only one that accepts a client without a
 // certificate, because enrolling is how an agent gets one.
 const (
-	PathCA               = "/v1/ca"
-	PathEnroll           = "/v1/enroll"
-	PathDesired          = "/v1/agent/desired"
-	PathRenew            = "/v1/agent/renew"
-	PathOperators        = "/v1/operators"
-	PathReport           = "/v1/agent/report"
-	PathInventory        = "/v1/agent/inventory"
-	PathBlobs            = "/v1/blobs/" // + sha256 hex
-	PathReleases         = "/v1/releases"
-	PathRollouts         = "/v1/rollouts"
-	PathHosts            = "/v1/hosts"
-	PathTokens           = "/v1/tokens"
-	PathTrust            = "/v1/trust"
-	PathExport           = "/v1/inventory/export"
-	PathClusterStatus    = "/v1/cluster/status"
-	PathInternalApply    = "/v1/internal/apply"
-	PathInternalBlobs    = "/v1/internal/blobs/" // + sha256 hex
-	PathInternalHealth   = "/v1/internal/health"
-	PathInternalCheckins = "/v1/internal/checkins"
-	PathMetrics          = "/metrics"
+	PathCA                    = "/v1/ca"
+	PathEnroll                = "/v1/enroll"
+	PathDesired               = "/v1/agent/desired"
+	PathRenew                 = "/v1/agent/renew"
+	PathOperators             = "/v1/operators"
+	PathReport                = "/v1/agent/report"
+	PathInventory             = "/v1/agent/inventory"
+	PathChunks                = "/v1/chunks/" // + sha256 hex ?size=N
+	PathChunksMissing         = "/v1/chunks/missing"
+	PathPayloads              = "/v1/payloads"
+	PathReleases              = "/v1/releases"
+	PathRollouts              = "/v1/rollouts"
+	PathHosts                 = "/v1/hosts"
+	PathTokens                = "/v1/tokens"
+	PathTrust                 = "/v1/trust"
+	PathExport                = "/v1/inventory/export"
+	PathClusterStatus         = "/v1/cluster/status"
+	PathInternalApply         = "/v1/internal/apply"
+	PathInternalChunks        = "/v1/internal/chunks/" // + sha256 hex ?size=N
+	PathInternalChunksMissing = "/v1/internal/chunks/missing"
+	PathInternalHealth        = "/v1/internal/health"
+	PathInternalCheckins      = "/v1/internal/checkins"
+	PathMetrics               = "/metrics"
 )
 
 // Headers.
@@ -51,10 +57,11 @@ type EnrollRequest struct {
 
 // EnrollResponse carries the agent's certificate and what it must trust.
 type EnrollResponse struct {
-	Certificate []byte             `json:"certificate"` // PEM
-	CA          []byte             `json:"ca"`          // PEM
-	Trust       []artifacts.Policy `json:"trust,omitempty"`
-	Servers     []string           `json:"servers"`
+	Certificate []byte                   `json:"certificate"` // PEM
+	CA          []byte                   `json:"ca"`          // PEM
+	Trust       []artifacts.SignedPolicy `json:"trust,omitempty"`
+	Labels      map[string]string        `json:"labels,omitempty"` // the host's labels, from its token
+	Servers     []string                 `json:"servers"`
 }
 
 // RenewRequest asks for a new certificate for a new key.
@@ -88,20 +95,24 @@ type RevokeRequest struct {
 
 // Instruction tells an agent to install one release for one rollout.
 type Instruction struct {
-	Rollout    string   `json:"rollout"`
-	App        string   `json:"app"`
-	Version    string   `json:"version"`
-	Manifest   []byte   `json:"manifest"`   // the exact signed bytes
-	Signatures [][]byte `json:"signatures"` // .minisig files
+	Rollout    string    `json:"rollout"`
+	App        string    `json:"app"`
+	Version    string    `json:"version"`
+	Manifest   []byte    `json:"manifest"`   // the exact signed bytes
+	Signatures [][]byte  `json:"signatures"` // .minisig files
+	Chunks     []byte    `json:"chunks"`     // the payload's chunk list; its digest is in the manifest
+	ExpiresAt  time.Time `json:"expires_at"` // an agent does not start an instruction after this
 }
 
 // DesiredState is what an agent's long poll returns.
 type DesiredState struct {
-	Host         string             `json:"host"`
-	Index        uint64             `json:"index"`
-	Instructions []Instruction      `json:"instructions"`
-	Trust        []artifacts.Policy `json:"trust,omitempty"`
-	Servers      []string           `json:"servers"`
+	Host         string        `json:"host"`
+	Index        uint64        `json:"index"`
+	Instructions []Instruction `json:"instructions"`
+	// Trust is every version of every trust policy; an agent follows the
+	// rotations from the version it pinned.
+	Trust   []artifacts.SignedPolicy `json:"trust,omitempty"`
+	Servers []string                 `json:"servers"`
 }
 
 // Report is an agent telling how its part of a rollout goes.
@@ -162,11 +173,29 @@ type Created struct {
 	Index uint64 `json:"index"`
 }
 
-// BlobResponse acknowledges an upload held durably by a quorum of servers.
-type BlobResponse struct {
-	Digest  string   `json:"digest"`
+// ChunkList asks about, or answers with, a list of chunks.
+type ChunkList struct {
+	Chunks []chunks.Ref `json:"chunks"`
+}
+
+// PayloadRequest registers an uploaded payload.
+type PayloadRequest struct {
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+	Format string `json:"format"`
+	List   []byte `json:"list"` // chunks.List.Encode()
+}
+
+// PayloadResponse acknowledges a payload held durably by a quorum.
+type PayloadResponse struct {
+	SHA256  string   `json:"sha256"`
 	Size    int64    `json:"size"`
+	Chunks  string   `json:"chunks"` // the chunk list's digest, for the manifest
+	Count   int      `json:"count"`
 	Holders []string `json:"holders"`
+	Index   uint64   `json:"index"`
+	// Uploaded is filled by the client: the compressed bytes it sent.
+	Uploaded int64 `json:"uploaded,omitempty"`
 }
 
 // ServerHealth is one server's own view of Raft.

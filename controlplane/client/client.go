@@ -29,6 +29,10 @@ const maxResponseBytes = 64 << 20
 // Client talks to a cluster through any of its servers.
 type Client struct {
 	http *http.Client
+	// ReadFromLeader sends reads, like writes, to the leader when it is
+	// known, so that an operator reads their own writes and the newest
+	// state; agents leave it off and spread their reads over the servers.
+	ReadFromLeader bool
 
 	mu      sync.Mutex
 	servers []string // base URLs, e.g. https://10.0.0.1:7400
@@ -87,6 +91,9 @@ type Request struct {
 	// Key is the idempotency key of a write; one is made up when empty, so
 	// that a retry on another server cannot apply the write twice.
 	Key string
+	// Avoid lists servers (base URLs) not to use for this request, such
+	// as one that just served a corrupt chunk.
+	Avoid map[string]bool
 }
 
 // ConnError is a failure to reach any server.
@@ -136,12 +143,15 @@ func (c *Client) Send(ctx context.Context, req Request) (*http.Response, error) 
 	if req.Method != http.MethodGet && req.Key == "" {
 		req.Key = newKey()
 	}
-	servers, start := c.snapshot(req.Method != http.MethodGet)
+	servers, start := c.snapshot(req.Method != http.MethodGet || c.ReadFromLeader)
 	var tried []string
 	var lastErr error
 	for i := range servers {
 		n := (start + i) % len(servers)
 		base := servers[n]
+		if req.Avoid[base] {
+			continue
+		}
 		tried = append(tried, base)
 		if i > 0 && req.Body != nil {
 			seeker, ok := req.Body.(io.Seeker)
@@ -207,14 +217,15 @@ func (c *Client) build(ctx context.Context, base string, req Request, body []byt
 	return hreq, nil
 }
 
-// snapshot returns the servers and where to start. A write starts at the
-// leader when the client knows it, saving the hop a follower would forward
-// it through; reads stay where they are.
-func (c *Client) snapshot(write bool) ([]string, int) {
+// snapshot returns the servers and where to start. A write (or, with
+// ReadFromLeader, any request) starts at the leader when the client knows
+// it, saving the hop a follower would forward it through; reads stay where
+// they are.
+func (c *Client) snapshot(toLeader bool) ([]string, int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	start := c.current
-	if write && c.leader != "" {
+	if toLeader && c.leader != "" {
 		for i, s := range c.servers {
 			if s == c.leader {
 				start = i

@@ -73,5 +73,7 @@ func (c *Config) Client() (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", c.path, err)
 	}
-	return New(c.Servers, tlsCfg), nil
+	cl := New(c.Servers, tlsCfg)
+	cl.ReadFromLeader = true // operators read their own writes
+	return cl, nil
 }

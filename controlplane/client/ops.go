@@ -1,13 +1,19 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
+	"sync"
+
+	"aead.dev/minisign"
+	"github.com/drover-dev/drover/artifacts/chunks"
 
 	"github.com/drover-dev/drover/artifacts"
 	"github.com/drover-dev/drover/controlplane/api"
@@ -15,21 +21,170 @@ import (
 
 // Typed calls for the operator's API. Each is one Do.
 
-// PushBlob uploads a payload file and returns its digest once a quorum of
-// servers holds it.
-func (c *Client) PushBlob(ctx context.Context, path string) (*api.BlobResponse, error) {
-	digest, size, err := artifacts.DigestFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read %s: %w", path, err)
-	}
+// Upload sends a payload file to the cluster in one pass: it cuts the
+// file into chunks and, a batch at a time, asks which chunks the servers
+// lack and uploads those (compressed, several at once) while it goes on
+// cutting; then it registers the payload, acknowledged once a quorum of
+// servers holds every chunk. A new version of a payload therefore costs
+// only its new chunks.
+func (c *Client) Upload(ctx context.Context, path, format string) (*api.PayloadResponse, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	var out api.BlobResponse
-	_, err = c.Do(ctx, Request{Method: http.MethodPut, Path: api.PathBlobs + digest, Body: f, Size: size}, &out)
-	return &out, err
+	up := c.newUploader(ctx)
+	var (
+		list  chunks.List
+		batch []pending
+		bytes int64
+	)
+	flush := func() error {
+		err := up.offer(batch)
+		batch, bytes = nil, 0
+		return err
+	}
+	sha, size, err := chunks.Split(f, func(ref chunks.Ref, data []byte) error {
+		list = append(list, ref)
+		batch = append(batch, pending{ref: ref, data: slices.Clone(data)})
+		if bytes += ref.Size; bytes >= uploadBatchBytes {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	uploaded, uerr := up.wait()
+	if err == nil {
+		err = uerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot upload %s: %w", path, err)
+	}
+	var out api.PayloadResponse
+	if _, err := c.Do(ctx, Request{Method: http.MethodPost, Path: api.PathPayloads,
+		JSON: api.PayloadRequest{SHA256: sha, Size: size, Format: format, List: list.Encode()}}, &out); err != nil {
+		return nil, err
+	}
+	out.Uploaded = uploaded
+	return &out, nil
+}
+
+const (
+	// uploadParallel is how many chunks are in flight at once.
+	uploadParallel = 6
+	// uploadBatchBytes is how much payload is cut before the servers are
+	// asked which of its chunks they lack.
+	uploadBatchBytes = 8 << 20
+)
+
+type pending struct {
+	ref  chunks.Ref
+	data []byte
+}
+
+// uploader compresses and uploads chunks on uploadParallel goroutines.
+type uploader struct {
+	c        *Client
+	ctx      context.Context
+	cancel   context.CancelFunc
+	jobs     chan pending
+	wg       sync.WaitGroup
+	sent     map[string]bool // chunks queued already, so each goes once
+	mu       sync.Mutex
+	err      error
+	uploaded int64
+}
+
+func (c *Client) newUploader(ctx context.Context) *uploader {
+	ctx, cancel := context.WithCancel(ctx)
+	u := &uploader{c: c, ctx: ctx, cancel: cancel, jobs: make(chan pending, uploadParallel), sent: map[string]bool{}}
+	for range uploadParallel {
+		u.wg.Add(1)
+		go u.work()
+	}
+	return u
+}
+
+func (u *uploader) work() {
+	defer u.wg.Done()
+	for j := range u.jobs {
+		body := chunks.Compress(j.data)
+		path := api.PathChunks + j.ref.SHA256 + "?size=" + strconv.FormatInt(j.ref.Size, 10)
+		if _, err := u.c.Do(u.ctx, Request{Method: http.MethodPut, Path: path, Body: bytes.NewReader(body), Size: int64(len(body))}, nil); err != nil {
+			u.fail(fmt.Errorf("chunk %s: %w", j.ref.SHA256, err))
+			continue
+		}
+		u.mu.Lock()
+		u.uploaded += int64(len(body))
+		u.mu.Unlock()
+	}
+}
+
+func (u *uploader) fail(err error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.err == nil {
+		u.err = err
+		u.cancel()
+	}
+}
+
+// offer queues the chunks of batch that the servers lack.
+func (u *uploader) offer(batch []pending) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	refs := make([]chunks.Ref, len(batch))
+	for i, p := range batch {
+		refs[i] = p.ref
+	}
+	var missing api.ChunkList
+	if _, err := u.c.Do(u.ctx, Request{Method: http.MethodPost, Path: api.PathChunksMissing, JSON: api.ChunkList{Chunks: refs}}, &missing); err != nil {
+		u.fail(err)
+		return err
+	}
+	need := map[string]bool{}
+	for _, ref := range missing.Chunks {
+		need[ref.SHA256] = true
+	}
+	for _, p := range batch {
+		if !need[p.ref.SHA256] || u.sent[p.ref.SHA256] {
+			continue
+		}
+		u.sent[p.ref.SHA256] = true
+		select {
+		case u.jobs <- p:
+		case <-u.ctx.Done():
+			return u.ctx.Err()
+		}
+	}
+	return nil
+}
+
+// wait waits for the uploads and returns the compressed bytes sent.
+func (u *uploader) wait() (int64, error) {
+	close(u.jobs)
+	u.wg.Wait()
+	u.cancel()
+	return u.uploaded, u.err
+}
+
+// Chunk downloads one chunk, compressed as the server stores it.
+func (c *Client) Chunk(ctx context.Context, ref chunks.Ref, avoid map[string]bool) (data []byte, server string, err error) {
+	resp, err := c.Send(ctx, Request{Method: http.MethodGet, Path: api.PathChunks + ref.SHA256 + "?size=" + strconv.FormatInt(ref.Size, 10), Avoid: avoid})
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	server = resp.Request.URL.Scheme + "://" + resp.Request.URL.Host
+	limit := int64(chunks.MaxCompressedSize)
+	data, err = io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err == nil && int64(len(data)) > limit {
+		err = fmt.Errorf("chunk %s from %s: more than %d bytes", ref.SHA256, server, limit)
+	}
+	return data, server, err
 }
 
 // CreateRelease records a signed manifest.
@@ -40,8 +195,8 @@ func (c *Client) CreateRelease(ctx context.Context, manifest []byte, sigs [][]by
 	return &out, err
 }
 
-// SetTrust sets an application's trust policy.
-func (c *Client) SetTrust(ctx context.Context, p artifacts.Policy) error {
+// SetTrust sets an application's first trust policy, or rotates it.
+func (c *Client) SetTrust(ctx context.Context, p artifacts.SignedPolicy) error {
 	_, err := c.Do(ctx, Request{Method: http.MethodPut, Path: api.PathTrust, JSON: p}, nil)
 	return err
 }
@@ -92,4 +247,27 @@ func (c *Client) Export(ctx context.Context, format string, w io.Writer) error {
 	defer resp.Body.Close()
 	_, err = io.Copy(w, resp.Body)
 	return err
+}
+
+// Release publishes a release in one go: it uploads the payload at
+// payloadPath, completes m's payload description from it, signs the
+// manifest with key, and records the release. It returns the manifest as
+// signed.
+func (c *Client) Release(ctx context.Context, m artifacts.Manifest, payloadPath string, key minisign.PrivateKey) (*artifacts.Manifest, error) {
+	payload, _, err := artifacts.DescribePayload(payloadPath)
+	if err != nil {
+		return nil, err
+	}
+	m.Payload = payload
+	body, err := m.Canonical()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Upload(ctx, payloadPath, payload.Format); err != nil {
+		return nil, fmt.Errorf("cannot upload payload: %w", err)
+	}
+	if _, err := c.CreateRelease(ctx, body, [][]byte{artifacts.Sign(key, body, "release "+m.ID())}); err != nil {
+		return nil, err
+	}
+	return &m, nil
 }

@@ -2,46 +2,77 @@ package state
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
+
+	"github.com/drover-dev/drover/artifacts/chunks"
 
 	"github.com/drover-dev/drover/artifacts"
 	"github.com/drover-dev/drover/controlplane/api"
 )
 
+// trustSet sets an application's first trust policy, or rotates it. A
+// rotation must carry signatures of the current keys (at least their
+// threshold) over the new version: an admin alone cannot change who signs
+// releases once a policy exists.
 func (w *writer) trustSet(b TrustSet) *api.Error {
-	if err := b.Policy.Validate(); err != nil {
-		return api.Errorf(api.CodeInvalid, "%v", err)
+	p := b.Policy
+	old, _ := w.first(tabTrust, p.App).(*api.TrustPolicy)
+	switch {
+	case old == nil && p.Serial != 1:
+		return api.Errorf(api.CodeInvalid, "application %s has no trust policy yet: the first one has serial 1, not %d", p.App, p.Serial)
+	case old == nil:
+		if err := p.Validate(); err != nil {
+			return api.Errorf(api.CodeInvalid, "%v", err)
+		}
+	default:
+		if err := old.VerifySuccessor(p); err != nil {
+			return api.Errorf(api.CodeForbidden, "%v", err)
+		}
 	}
-	p := &api.TrustPolicy{Policy: b.Policy}
-	if old, _ := w.first(tabTrust, b.Policy.App).(*api.TrustPolicy); old != nil {
-		p.Meta = old.Meta
+	tp := &api.TrustPolicy{SignedPolicy: p}
+	if old != nil {
+		tp.Meta = old.Meta
 	}
-	w.meta(&p.Meta)
-	w.insert(tabTrust, p)
+	w.meta(&tp.Meta)
+	w.insert(tabTrust, tp)
+	w.insert(tabTrustLog, &trustVersion{ID: fmt.Sprintf("%s/%020d", p.App, p.Serial), App: p.App, Policy: p})
 	return nil
 }
 
-func (w *writer) blobRegister(b BlobRegister) *api.Error {
-	if err := artifacts.ValidateDigest(b.Digest); err != nil || b.Size <= 0 {
-		return api.Errorf(api.CodeInvalid, "blob: a sha256 digest and a positive size are required")
+// payloadRegister records a payload's chunk list, checked against its
+// declared size, and adds the servers that hold all its chunks.
+func (w *writer) payloadRegister(b PayloadRegister) *api.Error {
+	if err := artifacts.ValidateDigest(b.SHA256); err != nil {
+		return api.Errorf(api.CodeInvalid, "payload: %v", err)
 	}
-	blob := &api.Blob{Digest: b.Digest, Size: b.Size}
-	if old, _ := w.first(tabBlobs, b.Digest).(*api.Blob); old != nil {
-		if old.Size != b.Size {
-			return api.Errorf(api.CodeConflict, "blob %s is recorded with size %d, not %d", b.Digest, old.Size, b.Size)
+	if b.Format != artifacts.FormatTar && b.Format != artifacts.FormatTarGz {
+		return api.Errorf(api.CodeInvalid, "payload format %q: allowed values are tar, tar.gz", b.Format)
+	}
+	list, err := chunks.DecodeList(b.List)
+	if err != nil {
+		return api.Errorf(api.CodeInvalid, "payload %s: %v", b.SHA256, err)
+	}
+	if list.Size() != b.Size || b.Size <= 0 {
+		return api.Errorf(api.CodeInvalid, "payload %s: its chunks add up to %d bytes, not %d", b.SHA256, list.Size(), b.Size)
+	}
+	p := &api.Payload{SHA256: b.SHA256, Size: b.Size, Format: b.Format, Chunks: list.Digest(), List: b.List}
+	if old, _ := w.first(tabPayloads, b.SHA256).(*api.Payload); old != nil {
+		if old.Chunks != p.Chunks || old.Size != p.Size || old.Format != p.Format {
+			return api.Errorf(api.CodeConflict, "payload %s is recorded with another chunk list, size or format", b.SHA256)
 		}
-		*blob = *old
+		*p = *old
 	}
-	holders := slices.Clone(blob.Holders)
+	holders := slices.Clone(p.Holders)
 	for _, h := range b.Holders {
 		if !slices.Contains(holders, h) {
 			holders = append(holders, h)
 		}
 	}
 	slices.Sort(holders)
-	blob.Holders = holders
-	w.meta(&blob.Meta)
-	w.insert(tabBlobs, blob)
+	p.Holders = holders
+	w.meta(&p.Meta)
+	w.insert(tabPayloads, p)
 	return nil
 }
 
@@ -59,12 +90,16 @@ func (w *writer) releaseCreate(b ReleaseCreate) (string, *api.Error) {
 		}
 		return m.ID(), nil
 	}
-	blob, _ := w.first(tabBlobs, m.Payload.SHA256).(*api.Blob)
-	if blob == nil {
+	payload, _ := w.first(tabPayloads, m.Payload.SHA256).(*api.Payload)
+	switch {
+	case payload == nil:
 		return "", api.Errorf(api.CodeInvalid, "payload %s has not been uploaded; run: drover artifact push FILE", m.Payload.SHA256)
-	}
-	if blob.Size != m.Payload.Size {
-		return "", api.Errorf(api.CodeInvalid, "payload %s is %d bytes, the manifest says %d", m.Payload.SHA256, blob.Size, m.Payload.Size)
+	case payload.Size != m.Payload.Size:
+		return "", api.Errorf(api.CodeInvalid, "payload %s is %d bytes, the manifest says %d", m.Payload.SHA256, payload.Size, m.Payload.Size)
+	case payload.Chunks != m.Payload.Chunks:
+		return "", api.Errorf(api.CodeInvalid, "payload %s has chunk list %s, the manifest names %s", m.Payload.SHA256, payload.Chunks, m.Payload.Chunks)
+	case payload.Format != m.Payload.Format:
+		return "", api.Errorf(api.CodeInvalid, "payload %s is %s, the manifest says %s", m.Payload.SHA256, payload.Format, m.Payload.Format)
 	}
 	policy, ok := artifacts.PolicyFor(w.trustPolicies(), m.Name)
 	if !ok {

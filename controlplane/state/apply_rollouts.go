@@ -2,9 +2,12 @@ package state
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/drover-dev/drover/artifacts"
 
 	"github.com/drover-dev/drover/controlplane/api"
 	"github.com/drover-dev/drover/deploy"
@@ -20,9 +23,23 @@ func (w *writer) rolloutCreate(b RolloutCreate) (string, *api.Error) {
 	if err := b.Plan.Validate(); err != nil {
 		return "", api.Errorf(api.CodeInvalid, "%v", err)
 	}
-	targets := w.matchingHosts(b.Selector)
+	// The release's own target labels narrow the selector: a rollout never
+	// instructs a host the signed manifest excludes.
+	selector := maps.Clone(b.Selector)
+	if m, err := artifacts.ParseManifest(rel.Manifest); err == nil && m.Targets != nil {
+		for k, v := range m.Targets.Labels {
+			if have, ok := selector[k]; ok && have != v {
+				return "", api.Errorf(api.CodeInvalid, "selector %s=%s contradicts release %s, which is for %s=%s", k, have, rel.ID, k, v)
+			}
+			if selector == nil {
+				selector = map[string]string{}
+			}
+			selector[k] = v
+		}
+	}
+	targets := w.matchingHosts(selector)
 	if len(targets) == 0 {
-		return "", api.Errorf(api.CodeInvalid, "no enrolled host matches the selector %s", formatSelector(b.Selector))
+		return "", api.Errorf(api.CodeInvalid, "no enrolled host matches the selector %s", formatSelector(selector))
 	}
 	if err := w.checkOneChangePerHost(targets); err != nil {
 		return "", err

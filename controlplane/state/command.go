@@ -19,7 +19,7 @@ const (
 	CmdTokenCreate CmdType = iota + 1
 	CmdEnroll
 	CmdTrustSet
-	CmdBlobRegister
+	CmdPayloadRegister
 	CmdReleaseCreate
 	CmdRolloutCreate
 	CmdRolloutStep
@@ -34,7 +34,7 @@ const (
 )
 
 func (t CmdType) String() string {
-	names := [...]string{"", "token-create", "enroll", "trust-set", "blob-register", "release-create",
+	names := [...]string{"", "token-create", "enroll", "trust-set", "payload-register", "release-create",
 		"rollout-create", "rollout-step", "agent-report", "inventory", "rollout-control", "host-status",
 		"cert-issued", "revoke", "decommission", "approve"}
 	if int(t) < len(names) && t != 0 {
@@ -53,8 +53,8 @@ func bodyOf(t CmdType) any {
 		return new(Enroll)
 	case CmdTrustSet:
 		return new(TrustSet)
-	case CmdBlobRegister:
-		return new(BlobRegister)
+	case CmdPayloadRegister:
+		return new(PayloadRegister)
 	case CmdReleaseCreate:
 		return new(ReleaseCreate)
 	case CmdRolloutCreate:
@@ -190,14 +190,20 @@ type (
 		Release string `json:"release"`
 		Comment string `json:"comment,omitempty"`
 	}
-	// TrustSet sets the trust policy of one application.
+	// TrustSet sets the trust policy of an application that has none
+	// (serial 1), or rotates it: then Policy must carry the signatures of
+	// the current version's keys (artifacts.SignedPolicy.VerifySuccessor).
 	TrustSet struct {
-		Policy artifacts.Policy `json:"policy"`
+		Policy artifacts.SignedPolicy `json:"policy"`
 	}
-	// BlobRegister records servers that hold a durable copy of a blob.
-	BlobRegister struct {
-		Digest  string   `json:"digest"`
+	// PayloadRegister records a payload's chunk list and servers that
+	// hold every chunk durably (the first registration, or another server
+	// that completed its copy).
+	PayloadRegister struct {
+		SHA256  string   `json:"sha256"`
 		Size    int64    `json:"size"`
+		Format  string   `json:"format"`
+		List    []byte   `json:"list"`
 		Holders []string `json:"holders"`
 	}
 	// ReleaseCreate records a signed release.

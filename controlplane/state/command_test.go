@@ -44,6 +44,8 @@ func TestApplyPanicsOnUndecodableEntry(t *testing.T) {
 		{"step expect index is negative", rawEntry(t, CmdRolloutStep, `{"rollout":"r-1","expect_index":-1}`)},
 		{"report state is a number", rawEntry(t, CmdAgentReport, `{"host":"h1","state":5}`)},
 		{"rollout waves are a string", rawEntry(t, CmdRolloutCreate, `{"release":"web@1","plan":{"waves":"1,100%"}}`)},
+		{"payload list is not base64", rawEntry(t, CmdPayloadRegister, `{"sha256":"x","list":"not base64!"}`)},
+		{"policy serial is negative", rawEntry(t, CmdTrustSet, `{"policy":{"app":"web","serial":-1}}`)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -77,16 +79,16 @@ func TestApplyPanicsOnUndecodableEntry(t *testing.T) {
 // without panicking itself, and accepts every well-formed command.
 func TestCommandCheck(t *testing.T) {
 	valid := map[CmdType]any{
-		CmdTokenCreate:    tokenBody("t1", 1, nil, t0),
-		CmdEnroll:         enrollBody("t1", "h1"),
-		CmdTrustSet:       TrustSet{},
-		CmdBlobRegister:   BlobRegister{},
-		CmdReleaseCreate:  ReleaseCreate{Manifest: []byte("{}")},
-		CmdRolloutCreate:  RolloutCreate{Release: "web@1", Plan: plan(t, "1,100%", 0)},
-		CmdRolloutStep:    RolloutStep{Rollout: "r-1", Start: []string{"h1"}},
-		CmdAgentReport:    reportBody("h1", "r-1", "downloading", ""),
-		CmdInventory:      Inventory{Host: "h1", System: []byte(`{}`)},
-		CmdRolloutControl: RolloutControl{Rollout: "r-1", Action: "pause"},
+		CmdTokenCreate:     tokenBody("t1", 1, nil, t0),
+		CmdEnroll:          enrollBody("t1", "h1"),
+		CmdTrustSet:        rotationBody("web", 2, 1, []signer{newSigner(t)}, newSigner(t)),
+		CmdPayloadRegister: payloadBody("web", "1.0.0", 1000, "s1"),
+		CmdReleaseCreate:   ReleaseCreate{Manifest: []byte("{}")},
+		CmdRolloutCreate:   RolloutCreate{Release: "web@1", Plan: plan(t, "1,100%", 0)},
+		CmdRolloutStep:     RolloutStep{Rollout: "r-1", Start: []string{"h1"}},
+		CmdAgentReport:     reportBody("h1", "r-1", "downloading", ""),
+		CmdInventory:       Inventory{Host: "h1", System: []byte(`{}`)},
+		CmdRolloutControl:  RolloutControl{Rollout: "r-1", Action: "pause"},
 	}
 	type check struct {
 		name    string
@@ -113,6 +115,12 @@ func TestCommandCheck(t *testing.T) {
 		check{"bad time", &Command{Type: CmdTokenCreate, Body: json.RawMessage(`{"expires_at":"tomorrow"}`)}, "bad token-create body"},
 		check{"negative index", &Command{Type: CmdRolloutStep, Body: json.RawMessage(`{"expect_index":-1}`)}, "bad rollout-step body"},
 		check{"state of the wrong type", &Command{Type: CmdAgentReport, Body: json.RawMessage(`{"state":5}`)}, "bad agent-report body"},
+		check{"empty trust-set body", &Command{Type: CmdTrustSet, Body: json.RawMessage(`{}`)}, ""},
+		check{"empty payload-register body", &Command{Type: CmdPayloadRegister, Body: json.RawMessage(`{}`)}, ""},
+		check{"payload list of the wrong type", &Command{Type: CmdPayloadRegister, Body: json.RawMessage(`{"list":5}`)}, "bad payload-register body"},
+		check{"payload size of the wrong type", &Command{Type: CmdPayloadRegister, Body: json.RawMessage(`{"size":"1 KB"}`)}, "bad payload-register body"},
+		check{"policy serial of the wrong type", &Command{Type: CmdTrustSet, Body: json.RawMessage(`{"policy":{"serial":"2"}}`)}, "bad trust-set body"},
+		check{"policy signatures of the wrong type", &Command{Type: CmdTrustSet, Body: json.RawMessage(`{"policy":{"signatures":"abc"}}`)}, "bad trust-set body"},
 		check{"waves of the wrong type", &Command{Type: CmdRolloutCreate, Body: json.RawMessage(`{"plan":{"waves":"1"}}`)}, "bad rollout-create body"},
 	)
 	for _, tt := range tests {
@@ -194,6 +202,8 @@ func TestCmdTypeString(t *testing.T) {
 	}{
 		{CmdTokenCreate, "token-create"},
 		{CmdEnroll, "enroll"},
+		{CmdTrustSet, "trust-set"},
+		{CmdPayloadRegister, "payload-register"},
 		{CmdReleaseCreate, "release-create"},
 		{CmdRolloutStep, "rollout-step"},
 		{CmdRolloutControl, "rollout-control"},

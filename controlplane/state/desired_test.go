@@ -1,10 +1,14 @@
 package state
 
 import (
+	"reflect"
+	"slices"
 	"testing"
 
 	memdb "github.com/hashicorp/go-memdb"
 
+	"github.com/drover-dev/drover/artifacts"
+	"github.com/drover-dev/drover/controlplane/api"
 	"github.com/drover-dev/drover/deploy"
 )
 
@@ -84,6 +88,9 @@ func TestDesiredForIndexAndWatch(t *testing.T) {
 		{"a trust policy is set", func(h *harness, r string) {
 			h.must(CmdTrustSet, policyBody("web", 1, *h.signer))
 		}, true},
+		{"the trust policy is rotated", func(h *harness, r string) {
+			h.must(CmdTrustSet, rotationBody(artifacts.AnyApp, 2, 1, []signer{newSigner(h.tb)}, *h.signer))
+		}, true},
 		{"h2 reports progress", func(h *harness, r string) {
 			h.must(CmdAgentReport, reportBody("h2", r, deploy.Downloading, "1.0.0"))
 		}, false},
@@ -95,6 +102,15 @@ func TestDesiredForIndexAndWatch(t *testing.T) {
 			h.must(CmdInventory, Inventory{Host: "h2", System: []byte(`{}`), Digest: "d"})
 		}, false},
 		{"a release is created", func(h *harness, r string) { h.addRelease("api", "1.0.0") }, false},
+		{"a payload is registered", func(h *harness, r string) {
+			h.must(CmdPayloadRegister, payloadBody("api", "1.0.0", 1000, "s1"))
+		}, false},
+		{"a payload gets another holder", func(h *harness, r string) {
+			h.must(CmdPayloadRegister, payloadBody("web", "2.0.0", 1000, "s2"))
+		}, false},
+		{"a refused rotation", func(h *harness, r string) {
+			h.noChange(CmdTrustSet, rotationBody(artifacts.AnyApp, 2, 1, []signer{newSigner(h.tb)}), api.CodeForbidden)
+		}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -122,6 +138,34 @@ func TestDesiredForIndexAndWatch(t *testing.T) {
 				t.Errorf("watch on h1's desired state fired: got %v; want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestDesiredForTrustRotation checks that a host's desired state carries
+// the current version of each trust policy, and moves to the new one when
+// a policy is rotated.
+func TestDesiredForTrustRotation(t *testing.T) {
+	h, _ := desiredFixture(t)
+	first := h.store.DesiredFor(nil, "h1")
+	if len(first.Trust) != 1 || first.Trust[0].App != artifacts.AnyApp || first.Trust[0].Serial != 1 ||
+		!slices.Equal(first.Trust[0].Keys, []string{h.signer.pub}) {
+		t.Fatalf("trust before the rotation: got %+v; want the harness's policy, serial 1", first.Trust)
+	}
+	next := newSigner(t)
+	rotation := rotationBody(artifacts.AnyApp, 2, 1, []signer{next}, *h.signer)
+	res := h.must(CmdTrustSet, rotation)
+	for _, host := range []string{"h1", "h3", "nosuch"} { // in the rollout, not in it, unknown
+		d := h.store.DesiredFor(nil, host)
+		if len(d.Trust) != 1 || !reflect.DeepEqual(d.Trust[0].SignedPolicy, rotation.Policy) {
+			t.Errorf("%s: trust after the rotation: got %+v; want serial 2 with its signatures", host, d.Trust)
+		}
+		if d.Index != res.Index {
+			t.Errorf("%s: index: got %d; want %d, the rotation's", host, d.Index, res.Index)
+		}
+	}
+	// What was read before is not changed under the reader.
+	if first.Trust[0].Serial != 1 || first.Index >= res.Index {
+		t.Errorf("desired state read before the rotation changed: %+v", first)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	memdb "github.com/hashicorp/go-memdb"
 
 	"github.com/drover-dev/drover/artifacts"
+	"github.com/drover-dev/drover/artifacts/chunks"
 	"github.com/drover-dev/drover/controlplane/api"
 	"github.com/drover-dev/drover/deploy"
 )
@@ -263,22 +264,76 @@ func newSigner(tb testing.TB) signer {
 	return signer{pub: pub.String(), sign: func(m []byte) []byte { return artifacts.Sign(key, m, "test release") }}
 }
 
+// policyBody is the first version (serial 1) of app's trust policy: at
+// least threshold signatures by signers.
 func policyBody(app string, threshold int, signers ...signer) TrustSet {
-	p := artifacts.Policy{App: app, Threshold: threshold}
+	return TrustSet{Policy: signedPolicy(app, 1, threshold, signers...)}
+}
+
+// signedPolicy is version serial of app's policy, not signed yet.
+func signedPolicy(app string, serial uint64, threshold int, signers ...signer) artifacts.SignedPolicy {
+	p := artifacts.SignedPolicy{Policy: artifacts.Policy{App: app, Threshold: threshold}, Serial: serial}
 	for _, s := range signers {
 		p.Keys = append(p.Keys, s.pub)
 	}
+	return p
+}
+
+// rotationBody is version serial of app's policy, trusting keys with
+// threshold, signed over its document by signedBy (the keys of the version
+// it replaces, normally).
+func rotationBody(app string, serial uint64, threshold int, keys []signer, signedBy ...signer) TrustSet {
+	p := signedPolicy(app, serial, threshold, keys...)
+	p.Signatures = sigs(p.Document(), signedBy...)
 	return TrustSet{Policy: p}
 }
 
 // payloadDigest is the (made-up) payload digest of a test release.
 func payloadDigest(app, version string) string { return sha("payload of " + app + "@" + version) }
 
-// manifest returns the canonical manifest of app@version with a payload of size bytes.
+// chunkList is a chunk list of made-up chunks of the given sizes, whose
+// digests derive from seed: the same seed and sizes give the same list.
+func chunkList(seed string, sizes ...int64) chunks.List {
+	l := make(chunks.List, len(sizes))
+	for i, n := range sizes {
+		l[i] = chunks.Ref{SHA256: sha(fmt.Sprintf("chunk %d of %s", i, seed)), Size: n}
+	}
+	return l
+}
+
+// payloadList is the chunk list of the payload of app@version when it is
+// size bytes: chunks of at most 600 bytes.
+func payloadList(app, version string, size int64) chunks.List {
+	var sizes []int64
+	for left := size; left > 0; left -= 600 {
+		sizes = append(sizes, min(left, 600))
+	}
+	return chunkList(app+"@"+version, sizes...)
+}
+
+// payloadBody registers the payload that manifest(app, version, size)
+// names, held by holders.
+func payloadBody(app, version string, size int64, holders ...string) PayloadRegister {
+	return PayloadRegister{SHA256: payloadDigest(app, version), Size: size, Format: artifacts.FormatTar,
+		List: payloadList(app, version, size).Encode(), Holders: holders}
+}
+
+// manifest returns the canonical manifest of app@version with a tar
+// payload of size bytes, as payloadBody registers it.
 func manifest(tb testing.TB, app, version string, size int64) []byte {
 	tb.Helper()
+	return manifestWith(tb, app, version, size, nil)
+}
+
+// manifestWith is manifest changed by edit (if not nil) before encoding.
+func manifestWith(tb testing.TB, app, version string, size int64, edit func(m *artifacts.Manifest)) []byte {
+	tb.Helper()
 	m := &artifacts.Manifest{Schema: 1, Name: app, Version: version,
-		Payload: artifacts.Payload{Format: "tar.gz", SHA256: payloadDigest(app, version), Size: size}}
+		Payload: artifacts.Payload{Format: artifacts.FormatTar, SHA256: payloadDigest(app, version), Size: size,
+			Chunks: payloadList(app, version, size).Digest()}}
+	if edit != nil {
+		edit(m)
+	}
 	b, err := m.Canonical()
 	if err != nil {
 		tb.Fatalf("Canonical: %v", err)
@@ -298,13 +353,20 @@ func sigs(m []byte, signers ...signer) [][]byte {
 // which the first call makes trusted for every application.
 func (h *harness) addRelease(app, version string) string {
 	h.tb.Helper()
+	return h.addReleaseWith(app, version, nil)
+}
+
+// addReleaseWith is addRelease with the manifest changed by edit (if not
+// nil); its payload is registered as manifest describes it.
+func (h *harness) addReleaseWith(app, version string, edit func(m *artifacts.Manifest)) string {
+	h.tb.Helper()
 	if h.signer == nil {
 		s := newSigner(h.tb)
 		h.signer = &s
 		h.must(CmdTrustSet, policyBody(artifacts.AnyApp, 1, s))
 	}
-	m := manifest(h.tb, app, version, 1000)
-	h.must(CmdBlobRegister, BlobRegister{Digest: payloadDigest(app, version), Size: 1000, Holders: []string{"s1"}})
+	m := manifestWith(h.tb, app, version, 1000, edit)
+	h.must(CmdPayloadRegister, payloadBody(app, version, 1000, "s1"))
 	return h.must(CmdReleaseCreate, ReleaseCreate{Manifest: m, Signatures: sigs(m, *h.signer)}).ID
 }
 

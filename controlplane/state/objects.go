@@ -1,6 +1,10 @@
 package state
 
-import "time"
+import (
+	"time"
+
+	"github.com/drover-dev/drover/artifacts"
+)
 
 // idempotent records the result of a command that carried an idempotency
 // key, so that a retry returns the first outcome instead of acting twice.
@@ -8,6 +12,14 @@ type idempotent struct {
 	Key    string    `json:"key"`
 	Result Result    `json:"result"`
 	Time   time.Time `json:"time"`
+}
+
+// trustVersion is one version of an application's trust policy, kept so
+// that an agent that was offline during rotations can follow the chain.
+type trustVersion struct {
+	ID     string                 `json:"id"` // app/serial, zero-padded
+	App    string                 `json:"app"`
+	Policy artifacts.SignedPolicy `json:"policy"`
 }
 
 // tableIndex is the last Raft index that changed a table.

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"github.com/drover-dev/drover/artifacts"
 	"github.com/drover-dev/drover/controlplane/api"
 	memdb "github.com/hashicorp/go-memdb"
 )
@@ -59,9 +60,24 @@ func (s *Store) Hosts(ws memdb.WatchSet) ([]*api.Host, uint64) {
 // Token returns one join token.
 func (s *Store) Token(id string) (*api.Token, bool) { return getOne[*api.Token](s, nil, tabTokens, id) }
 
-// Blob returns one blob's record.
-func (s *Store) Blob(digest string) (*api.Blob, bool) {
-	return getOne[*api.Blob](s, nil, tabBlobs, digest)
+// Payload returns one payload's record.
+func (s *Store) Payload(digest string) (*api.Payload, bool) {
+	return getOne[*api.Payload](s, nil, tabPayloads, digest)
+}
+
+// Payloads returns every payload and the index of the last change.
+func (s *Store) Payloads(ws memdb.WatchSet) ([]*api.Payload, uint64) {
+	return getAll[*api.Payload](s, ws, tabPayloads, "id"), s.TableIndex(nil, tabPayloads)
+}
+
+// TrustHistory returns every version of every trust policy, by
+// application and serial.
+func (s *Store) TrustHistory(ws memdb.WatchSet) []artifacts.SignedPolicy {
+	var out []artifacts.SignedPolicy
+	for _, v := range getAll[*trustVersion](s, ws, tabTrustLog, "id") {
+		out = append(out, v.Policy)
+	}
+	return out
 }
 
 // Release returns one release.

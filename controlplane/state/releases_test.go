@@ -2,7 +2,6 @@ package state
 
 import (
 	"bytes"
-	"slices"
 	"strings"
 	"testing"
 
@@ -14,55 +13,94 @@ func TestReleaseCreate(t *testing.T) {
 	a, b, c, stranger := newSigner(t), newSigner(t), newSigner(t), newSigner(t)
 	const app, version = "web", "2.0.0"
 	digest := payloadDigest(app, version)
+	stored := payloadBody(app, version, 1000, "s1") // what manifest(app, version, 1000) names
+	storedChunks := payloadList(app, version, 1000).Digest()
+	smaller := payloadBody(app, version, 999, "s1")
+	tarGz := stored
+	tarGz.Format = artifacts.FormatTarGz
+	otherList := stored
+	otherList.List = chunkList("another payload", 500, 500).Encode() // same size, other chunks
+	// noChunks is a manifest as it was before chunk lists: valid but for payload.chunks.
+	noChunks := []byte(`{"name":"web","payload":{"format":"tar","sha256":"` + digest + `","size":1000},"schema":1,"version":"2.0.0"}`)
+	zip := []byte(`{"name":"web","payload":{"chunks":"` + storedChunks + `","format":"zip","sha256":"` + digest + `","size":1000},"schema":1,"version":"2.0.0"}`)
 	tests := []struct {
-		name     string
-		policies []TrustSet
-		blobSize int64 // of the registered blob; 0 registers none
-		manifest []byte
-		signers  []signer
-		want     api.Code
-		wantMsg  string // part of the error message
+		name      string
+		policies  []TrustSet
+		payload   *PayloadRegister // registered before; nil registers stored
+		noPayload bool             // registers none
+		manifest  []byte           // nil means manifest(app, version, 1000)
+		signers   []signer
+		want      api.Code
+		wantMsg   string // part of the error message
 	}{
 		{name: "exact app policy, 1 of 1",
-			policies: []TrustSet{policyBody(app, 1, a)}, blobSize: 1000, signers: []signer{a}},
+			policies: []TrustSet{policyBody(app, 1, a)}, signers: []signer{a}},
 		{name: "wildcard policy",
-			policies: []TrustSet{policyBody("*", 1, a)}, blobSize: 1000, signers: []signer{a}},
+			policies: []TrustSet{policyBody("*", 1, a)}, signers: []signer{a}},
 		{name: "2 of 3 with two signatures",
-			policies: []TrustSet{policyBody(app, 2, a, b, c)}, blobSize: 1000, signers: []signer{c, a}},
+			policies: []TrustSet{policyBody(app, 2, a, b, c)}, signers: []signer{c, a}},
 		{name: "2 of 3 with a stranger's signature besides",
-			policies: []TrustSet{policyBody(app, 2, a, b, c)}, blobSize: 1000, signers: []signer{stranger, b, c}},
+			policies: []TrustSet{policyBody(app, 2, a, b, c)}, signers: []signer{stranger, b, c}},
 		{name: "the app's own policy wins over the wildcard",
-			policies: []TrustSet{policyBody("*", 1, a), policyBody(app, 1, b)}, blobSize: 1000, signers: []signer{b}},
+			policies: []TrustSet{policyBody("*", 1, a), policyBody(app, 1, b)}, signers: []signer{b}},
+		{name: "tar.gz payload and manifest",
+			policies: []TrustSet{policyBody(app, 1, a)}, payload: &tarGz, signers: []signer{a},
+			manifest: manifestWith(t, app, version, 1000, func(m *artifacts.Manifest) { m.Payload.Format = artifacts.FormatTarGz })},
+		{name: "manifest with targets",
+			policies: []TrustSet{policyBody(app, 1, a)}, signers: []signer{a},
+			manifest: manifestWith(t, app, version, 1000, func(m *artifacts.Manifest) {
+				m.Targets = &artifacts.Targets{Architectures: []string{"arm64"}, Labels: map[string]string{"site": "berlin"}}
+			})},
 		{name: "unsigned",
-			policies: []TrustSet{policyBody(app, 1, a)}, blobSize: 1000,
-			want: api.CodeForbidden, wantMsg: "0 valid signature(s)"},
+			policies: []TrustSet{policyBody(app, 1, a)},
+			want:     api.CodeForbidden, wantMsg: "0 valid signature(s)"},
 		{name: "signed by an unknown key",
-			policies: []TrustSet{policyBody(app, 1, a)}, blobSize: 1000, signers: []signer{stranger},
+			policies: []TrustSet{policyBody(app, 1, a)}, signers: []signer{stranger},
 			want: api.CodeForbidden, wantMsg: "is not in the"},
 		{name: "2 of 3 with one signature",
-			policies: []TrustSet{policyBody(app, 2, a, b, c)}, blobSize: 1000, signers: []signer{b},
+			policies: []TrustSet{policyBody(app, 2, a, b, c)}, signers: []signer{b},
 			want: api.CodeForbidden, wantMsg: "1 valid signature(s) from distinct policy keys, 2 required"},
 		{name: "2 of 3 with one key signing twice",
-			policies: []TrustSet{policyBody(app, 2, a, b, c)}, blobSize: 1000, signers: []signer{a, a},
+			policies: []TrustSet{policyBody(app, 2, a, b, c)}, signers: []signer{a, a},
 			want: api.CodeForbidden, wantMsg: "2 required"},
 		{name: "signed by the wildcard's key when the app has its own policy",
-			policies: []TrustSet{policyBody("*", 1, a), policyBody(app, 1, b)}, blobSize: 1000, signers: []signer{a},
+			policies: []TrustSet{policyBody("*", 1, a), policyBody(app, 1, b)}, signers: []signer{a},
 			want: api.CodeForbidden},
 		{name: "no policy covers the app",
-			policies: []TrustSet{policyBody("api", 1, a)}, blobSize: 1000, signers: []signer{a},
+			policies: []TrustSet{policyBody("api", 1, a)}, signers: []signer{a},
 			want: api.CodeInvalid, wantMsg: "no trust policy covers application web"},
-		{name: "blob of another size",
-			policies: []TrustSet{policyBody(app, 1, a)}, blobSize: 999, signers: []signer{a},
+		{name: "payload of another size",
+			policies: []TrustSet{policyBody(app, 1, a)}, payload: &smaller, signers: []signer{a},
 			want: api.CodeInvalid, wantMsg: "is 999 bytes, the manifest says 1000"},
-		{name: "blob not uploaded",
+		{name: "payload with another chunk list",
+			policies: []TrustSet{policyBody(app, 1, a)}, payload: &otherList, signers: []signer{a},
+			want: api.CodeInvalid, wantMsg: "the manifest names " + storedChunks},
+		{name: "manifest naming another chunk list",
 			policies: []TrustSet{policyBody(app, 1, a)}, signers: []signer{a},
+			manifest: manifestWith(t, app, version, 1000, func(m *artifacts.Manifest) { m.Payload.Chunks = sha("another list") }),
+			want:     api.CodeInvalid, wantMsg: "has chunk list " + storedChunks + ", the manifest names " + sha("another list")},
+		{name: "payload in another format",
+			policies: []TrustSet{policyBody(app, 1, a)}, payload: &tarGz, signers: []signer{a},
+			want: api.CodeInvalid, wantMsg: "is tar.gz, the manifest says tar"},
+		{name: "manifest saying another format",
+			policies: []TrustSet{policyBody(app, 1, a)}, signers: []signer{a},
+			manifest: manifestWith(t, app, version, 1000, func(m *artifacts.Manifest) { m.Payload.Format = artifacts.FormatTarGz }),
+			want:     api.CodeInvalid, wantMsg: "is tar, the manifest says tar.gz"},
+		{name: "payload not uploaded",
+			policies: []TrustSet{policyBody(app, 1, a)}, noPayload: true, signers: []signer{a},
 			want: api.CodeInvalid, wantMsg: "has not been uploaded"},
+		{name: "manifest without a chunk list",
+			policies: []TrustSet{policyBody(app, 1, a)}, signers: []signer{a}, manifest: noChunks,
+			want: api.CodeInvalid, wantMsg: "payload.chunks"},
+		{name: "manifest with an unsupported format",
+			policies: []TrustSet{policyBody(app, 1, a)}, signers: []signer{a}, manifest: zip,
+			want: api.CodeInvalid, wantMsg: "payload.format"},
 		{name: "manifest with an unknown field",
-			policies: []TrustSet{policyBody(app, 1, a)}, blobSize: 1000, signers: []signer{a},
+			policies: []TrustSet{policyBody(app, 1, a)}, signers: []signer{a},
 			manifest: []byte(`{"name":"web","version":"2.0.0","schema":1,"extra":1}`),
 			want:     api.CodeInvalid},
 		{name: "not a manifest",
-			policies: []TrustSet{policyBody(app, 1, a)}, blobSize: 1000, signers: []signer{a},
+			policies: []TrustSet{policyBody(app, 1, a)}, signers: []signer{a},
 			manifest: []byte("web 2.0.0"), want: api.CodeInvalid},
 	}
 	for _, tt := range tests {
@@ -71,8 +109,12 @@ func TestReleaseCreate(t *testing.T) {
 			for _, p := range tt.policies {
 				h.must(CmdTrustSet, p)
 			}
-			if tt.blobSize > 0 {
-				h.must(CmdBlobRegister, BlobRegister{Digest: digest, Size: tt.blobSize, Holders: []string{"s1"}})
+			if !tt.noPayload {
+				p := stored
+				if tt.payload != nil {
+					p = *tt.payload
+				}
+				h.must(CmdPayloadRegister, p)
 			}
 			m := tt.manifest
 			if m == nil {
@@ -139,74 +181,6 @@ func TestReleaseCreateTwice(t *testing.T) {
 			}
 			if rel, _ := h.store.Release(id); rel != first {
 				t.Errorf("release: got %+v; want the first one %+v", rel, first)
-			}
-		})
-	}
-}
-
-func TestTrustSet(t *testing.T) {
-	a, b := newSigner(t), newSigner(t)
-	tests := []struct {
-		name string
-		body TrustSet
-		want api.Code
-	}{
-		{"valid", policyBody("web", 1, a, b), ""},
-		{"wildcard", policyBody(artifacts.AnyApp, 2, a, b), ""},
-		{"threshold above the key count", policyBody("web", 3, a, b), api.CodeInvalid},
-		{"zero threshold", policyBody("web", 0, a), api.CodeInvalid},
-		{"no keys", policyBody("web", 1), api.CodeInvalid},
-		{"key listed twice", policyBody("web", 1, a, a), api.CodeInvalid},
-		{"bad app name", policyBody("Web App", 1, a), api.CodeInvalid},
-		{"key that does not parse", TrustSet{Policy: artifacts.Policy{App: "web", Keys: []string{"not-a-key"}, Threshold: 1}}, api.CodeInvalid},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t)
-			if tt.want != "" {
-				h.noChange(CmdTrustSet, tt.body, tt.want)
-				return
-			}
-			first := h.must(CmdTrustSet, tt.body)
-			second := h.must(CmdTrustSet, tt.body) // replacing keeps the creation index
-			ps, index := h.store.TrustPolicies(nil)
-			if len(ps) != 1 || ps[0].App != tt.body.Policy.App || !slices.Equal(ps[0].Keys, tt.body.Policy.Keys) {
-				t.Fatalf("policies: got %+v; want the one set", ps)
-			}
-			if ps[0].CreateIndex != first.Index || ps[0].ModifyIndex != second.Index || index != second.Index {
-				t.Errorf("meta: got %+v and table index %d; want create %d, modify %d", ps[0].Meta, index, first.Index, second.Index)
-			}
-		})
-	}
-}
-
-func TestBlobRegister(t *testing.T) {
-	d := payloadDigest("web", "1.0.0")
-	tests := []struct {
-		name        string
-		body        BlobRegister
-		want        api.Code
-		wantHolders []string
-	}{
-		{"new holder is merged in order", BlobRegister{Digest: d, Size: 10, Holders: []string{"s0", "s2"}}, "", []string{"s0", "s1", "s2"}},
-		{"known holder again", BlobRegister{Digest: d, Size: 10, Holders: []string{"s1"}}, "", []string{"s1"}},
-		{"other size", BlobRegister{Digest: d, Size: 11, Holders: []string{"s2"}}, api.CodeConflict, nil},
-		{"upper-case digest", BlobRegister{Digest: strings.ToUpper(d), Size: 10}, api.CodeInvalid, nil},
-		{"short digest", BlobRegister{Digest: d[:10], Size: 10}, api.CodeInvalid, nil},
-		{"zero size", BlobRegister{Digest: d, Size: 0}, api.CodeInvalid, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t)
-			h.must(CmdBlobRegister, BlobRegister{Digest: d, Size: 10, Holders: []string{"s1"}})
-			if tt.want != "" {
-				h.noChange(CmdBlobRegister, tt.body, tt.want)
-				return
-			}
-			h.must(CmdBlobRegister, tt.body)
-			blob, _ := h.store.Blob(d)
-			if !slices.Equal(blob.Holders, tt.wantHolders) || blob.Size != 10 {
-				t.Errorf("blob: got %+v; want size 10, holders %v", blob, tt.wantHolders)
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/drover-dev/drover/artifacts"
 	"github.com/drover-dev/drover/controlplane/api"
 	"github.com/drover-dev/drover/deploy"
 )
@@ -94,6 +95,88 @@ func TestRolloutCreate(t *testing.T) {
 				if d.Host != tt.wantTargets[i] || d.Wave != tt.wantWaves[i] || d.State != deploy.Pending ||
 					d.ID != r.ID+"/"+d.Host || d.Release != rel || d.CreateIndex != res.Index {
 					t.Errorf("deployment %d = %+v; want %s pending in wave %d", i, d, tt.wantTargets[i], tt.wantWaves[i])
+				}
+			}
+		})
+	}
+}
+
+// TestRolloutCreateTargetLabels checks that the labels a release's
+// manifest targets narrow the rollout's selector: hosts without them are
+// not targeted, and a selector contradicting them is refused.
+func TestRolloutCreateTargetLabels(t *testing.T) {
+	tests := []struct {
+		name        string
+		targets     *artifacts.Targets // of the release's manifest
+		selector    map[string]string
+		want        api.Code
+		wantMsg     string // part of the error message
+		wantTargets []string
+	}{
+		{name: "no targets", wantTargets: []string{"h01", "h02", "h03", "h04", "h05"}},
+		{name: "architectures only",
+			targets:     &artifacts.Targets{Architectures: []string{"arm64"}},
+			wantTargets: []string{"h01", "h02", "h03", "h04", "h05"}},
+		{name: "one label, no selector",
+			targets:     &artifacts.Targets{Labels: map[string]string{"site": "berlin"}},
+			wantTargets: []string{"h01", "h03"}},
+		{name: "one label and a selector on another",
+			targets: &artifacts.Targets{Labels: map[string]string{"env": "prod"}}, selector: map[string]string{"site": "paris"},
+			wantTargets: []string{"h02", "h05"}},
+		{name: "one label and a selector that agrees",
+			targets: &artifacts.Targets{Labels: map[string]string{"site": "berlin"}}, selector: map[string]string{"env": "prod", "site": "berlin"},
+			wantTargets: []string{"h01", "h03"}},
+		{name: "two labels",
+			targets:     &artifacts.Targets{Labels: map[string]string{"env": "prod", "site": "paris"}},
+			wantTargets: []string{"h02", "h05"}},
+		{name: "an empty label value matches hosts without the label",
+			targets:     &artifacts.Targets{Labels: map[string]string{"site": ""}},
+			wantTargets: []string{"h04"}},
+		{name: "a selector contradicting a label",
+			targets: &artifacts.Targets{Labels: map[string]string{"site": "berlin"}}, selector: map[string]string{"site": "paris"},
+			want: api.CodeInvalid, wantMsg: "selector site=paris contradicts release web@2.0.0, which is for site=berlin"},
+		{name: "a selector contradicting one of two labels",
+			targets: &artifacts.Targets{Labels: map[string]string{"env": "prod", "site": "berlin"}}, selector: map[string]string{"env": "dev"},
+			want: api.CodeInvalid, wantMsg: "selector env=dev contradicts"},
+		{name: "a selector no target host matches",
+			targets: &artifacts.Targets{Labels: map[string]string{"site": "berlin"}}, selector: map[string]string{"env": "dev"},
+			want: api.CodeInvalid, wantMsg: "no enrolled host matches the selector env=dev,site=berlin"},
+		{name: "a label no host has",
+			targets: &artifacts.Targets{Labels: map[string]string{"rack": "7"}},
+			want:    api.CodeInvalid, wantMsg: "no enrolled host matches the selector rack=7"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			fleet(h)
+			rel := h.addReleaseWith("web", "2.0.0", func(m *artifacts.Manifest) { m.Targets = tt.targets })
+			body := RolloutCreate{Release: rel, Selector: tt.selector, Plan: plan(t, "1,100%", 0)}
+			if tt.want != "" {
+				res := h.noChange(CmdRolloutCreate, body, tt.want)
+				if res.Err != nil && !strings.Contains(res.Err.Message, tt.wantMsg) {
+					t.Errorf("error: got %q; want it to contain %q", res.Err.Message, tt.wantMsg)
+				}
+				return
+			}
+			res := h.must(CmdRolloutCreate, body)
+			r := h.rollout(res.ID)
+			if !slices.Equal(r.Targets, tt.wantTargets) {
+				t.Errorf("targets: got %v; want %v", r.Targets, tt.wantTargets)
+			}
+			if want := []int{1, len(tt.wantTargets)}; len(tt.wantTargets) > 1 && !slices.Equal(r.Sizes, want) {
+				t.Errorf("sizes: got %v; want %v", r.Sizes, want)
+			}
+			var deployed []string
+			for _, d := range h.store.RolloutHosts(nil, r) {
+				deployed = append(deployed, d.Host)
+			}
+			if !slices.Equal(deployed, tt.wantTargets) {
+				t.Errorf("deployments: got hosts %v; want %v", deployed, tt.wantTargets)
+			}
+			// Hosts the release excludes stay free for another rollout.
+			for _, id := range []string{"h01", "h02", "h03", "h04", "h05"} {
+				if got := len(h.store.HostDeployments(nil, id)) > 0; got != slices.Contains(tt.wantTargets, id) {
+					t.Errorf("%s has a deployment: %v; want %v", id, got, !got)
 				}
 			}
 		})

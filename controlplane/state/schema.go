@@ -6,7 +6,8 @@ import memdb "github.com/hashicorp/go-memdb"
 const (
 	tabHosts       = "hosts"
 	tabTokens      = "tokens"
-	tabBlobs       = "blobs"
+	tabPayloads    = "payloads"
+	tabTrustLog    = "trust_log"
 	tabReleases    = "releases"
 	tabRollouts    = "rollouts"
 	tabDeployments = "deployments"
@@ -37,7 +38,8 @@ func schema() *memdb.DBSchema {
 	tables := []*memdb.TableSchema{
 		table(tabHosts, "ID"),
 		table(tabTokens, "ID"),
-		table(tabBlobs, "Digest"),
+		table(tabPayloads, "SHA256"),
+		table(tabTrustLog, "ID", fieldIndex("app", "App")),
 		table(tabReleases, "ID", fieldIndex("app", "App")),
 		table(tabRollouts, "ID", fieldIndex("state", "State")),
 		table(tabDeployments, "ID", fieldIndex("host", "Host"), fieldIndex("rollout", "Rollout")),
@@ -55,5 +57,5 @@ func schema() *memdb.DBSchema {
 }
 
 // snapshotTables is every table, in the order snapshots write them.
-var snapshotTables = []string{tabHosts, tabTokens, tabBlobs, tabReleases, tabRollouts, tabDeployments, tabTrust,
+var snapshotTables = []string{tabHosts, tabTokens, tabPayloads, tabReleases, tabRollouts, tabDeployments, tabTrust, tabTrustLog,
 	tabIdempotent, tabOperators, tabRevocations, tabIndex}

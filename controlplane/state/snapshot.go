@@ -116,8 +116,10 @@ func decodeObject(rec record) (any, error) {
 		obj = new(api.Host)
 	case tabTokens:
 		obj = new(api.Token)
-	case tabBlobs:
-		obj = new(api.Blob)
+	case tabPayloads:
+		obj = new(api.Payload)
+	case tabTrustLog:
+		obj = new(trustVersion)
 	case tabReleases:
 		obj = new(api.Release)
 	case tabRollouts:

@@ -9,12 +9,14 @@ import (
 
 	memdb "github.com/hashicorp/go-memdb"
 
+	"github.com/drover-dev/drover/artifacts"
 	"github.com/drover-dev/drover/controlplane/api"
 	"github.com/drover-dev/drover/deploy"
 )
 
 // history fills a store with some of everything: tokens, hosts with
-// inventory and releases, blobs, trust policies, releases, a completed, a
+// inventory and releases, payloads, trust policies (one rotated), releases
+// (one with target labels), a completed, a
 // paused and a running rollout, and remembered idempotency keys.
 func history(h *harness) {
 	h.tb.Helper()
@@ -36,7 +38,11 @@ func history(h *harness) {
 	h.addRollout(h.addRelease("api", "3.1.0"), map[string]string{"env": "dev"}, "100%", 0)
 	h.applyKey(CmdEnroll, "enroll-h9", enrollBody("nosuch", "h9")) // refused, remembered
 	h.must(CmdTrustSet, policyBody("api", 1, *h.signer))
-	h.must(CmdBlobRegister, BlobRegister{Digest: payloadDigest("web", "2.0.0"), Size: 1000, Holders: []string{"s2", "s3"}})
+	h.must(CmdTrustSet, rotationBody("api", 2, 1, []signer{newSigner(h.tb)}, *h.signer))
+	h.must(CmdPayloadRegister, payloadBody("web", "2.0.0", 1000, "s2", "s3"))
+	h.addReleaseWith("db", "1.0.0", func(m *artifacts.Manifest) {
+		m.Targets = &artifacts.Targets{Labels: map[string]string{"site": "berlin"}}
+	})
 	h.must(CmdRolloutControl, RolloutControl{Rollout: r2, Action: "pause", Reason: "lunch"})
 }
 
@@ -65,8 +71,11 @@ func reads(s *Store) map[string]any {
 	out["token spare"], _ = s.Token("spare")
 	for _, r := range releases {
 		out["release "+r.ID], _ = s.Release(r.ID)
-		out["blob "+r.Payload], _ = s.Blob(r.Payload)
+		out["payload "+r.Payload], _ = s.Payload(r.Payload)
 	}
+	payloads, pi := s.Payloads(nil)
+	out["payloads"], out["payloads index"] = payloads, pi
+	out["trust history"] = s.TrustHistory(nil)
 	for _, t := range snapshotTables {
 		out["index "+t] = s.TableIndex(nil, t)
 	}
@@ -113,6 +122,10 @@ func TestSnapshotRestore(t *testing.T) {
 		{CmdRolloutCreate, "create-r2", RolloutCreate{Release: "web@2.0.0", Plan: plan(t, "100%", 0)}, ""}, // remembered
 		{CmdEnroll, "enroll-h9", enrollBody("spare", "h9"), api.CodeForbidden},                             // remembered refusal
 		{CmdInventory, "", Inventory{Host: "h4", System: []byte(`{"os":"bsd"}`), Digest: "d4"}, ""},
+		{CmdTrustSet, "", rotationBody(artifacts.AnyApp, 2, 1, []signer{newSigner(t)}, *a.signer), ""},
+		{CmdTrustSet, "", rotationBody(artifacts.AnyApp, 3, 1, []signer{newSigner(t)}, *a.signer), api.CodeForbidden}, // old key
+		{CmdPayloadRegister, "", payloadBody("web", "2.0.0", 1000, "s1"), ""},
+		{CmdPayloadRegister, "", payloadBody("web", "2.0.0", 999, "s4"), api.CodeConflict},
 		{CmdRolloutStep, "", RolloutStep{Rollout: r2, ExpectIndex: 1, Wave: 1, Outcome: deploy.Continue}, api.CodeConflict}, // stale
 	}
 	for i, f := range further {

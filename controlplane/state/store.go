@@ -113,8 +113,8 @@ func (w *writer) apply() Result {
 		err = decodeAnd(w, w.enroll)
 	case CmdTrustSet:
 		err = decodeAnd(w, w.trustSet)
-	case CmdBlobRegister:
-		err = decodeAnd(w, w.blobRegister)
+	case CmdPayloadRegister:
+		err = decodeAnd(w, w.payloadRegister)
 	case CmdReleaseCreate:
 		err = decodeAnd(w, func(b ReleaseCreate) *api.Error { id, err = w.releaseCreate(b); return err })
 	case CmdRolloutCreate:

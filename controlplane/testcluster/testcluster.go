@@ -185,6 +185,7 @@ func (c *Cluster) Token(labels map[string]string, uses int) string {
 type Agent struct {
 	Name   string
 	Dir    string
+	Agent  *agent.Agent
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -212,7 +213,7 @@ func (c *Cluster) StartAgent(name, dir, token string) *Agent {
 		c.t.Fatalf("agent %s: %v", name, err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	h := &Agent{Name: name, Dir: dir, cancel: cancel, done: make(chan struct{})}
+	h := &Agent{Name: name, Dir: dir, Agent: a, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(h.done)
 		defer a.Close()
@@ -313,33 +314,22 @@ func (c *Cluster) Publish(name, version string, files map[string]string, checks 
 			c.t.Fatal(err)
 		}
 	}
-	payload := filepath.Join(c.t.TempDir(), name+"-"+version+".tar.gz")
+	payload := filepath.Join(c.t.TempDir(), name+"-"+version+".tar")
 	f, err := os.Create(payload)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	if err := artifacts.Pack(src, f); err != nil {
+	if err := artifacts.PackTar(src, f); err != nil {
 		c.t.Fatal(err)
 	}
 	f.Close()
-	m, err := artifacts.NewManifest(name, version, payload, checks)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	body, err := m.Canonical()
-	if err != nil {
-		c.t.Fatal(err)
-	}
 	key, err := artifacts.LoadSecretKey(keyPath, "")
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	ctx := context.Background()
-	if _, err := c.Admin.PushBlob(ctx, payload); err != nil {
-		c.t.Fatalf("push payload: %v", err)
-	}
-	if _, err := c.Admin.CreateRelease(ctx, body, [][]byte{artifacts.Sign(key, body, "test")}); err != nil {
-		c.t.Fatalf("create release: %v", err)
+	m, err := c.Admin.Release(context.Background(), artifacts.Manifest{Schema: 1, Name: name, Version: version, HealthChecks: checks}, payload, key)
+	if err != nil {
+		c.t.Fatalf("publish %s@%s: %v", name, version, err)
 	}
 	return m
 }
@@ -362,7 +352,7 @@ func (c *Cluster) SigningKey() string {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	policy := artifacts.Policy{App: artifacts.AnyApp, Keys: []string{pk.String()}, Threshold: 1}
+	policy := artifacts.SignedPolicy{Serial: 1, Policy: artifacts.Policy{App: artifacts.AnyApp, Keys: []string{pk.String()}, Threshold: 1}}
 	if err := c.Admin.SetTrust(context.Background(), policy); err != nil {
 		c.t.Fatalf("set trust: %v", err)
 	}
