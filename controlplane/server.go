@@ -147,6 +147,11 @@ func New(config *Config, opts Options) (_ *Server, err error) {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
+		// Go's HTTP/2 server lets a client have only 1 MiB of request
+		// bodies in flight per connection, which serializes chunk uploads
+		// (and server-to-server copies) behind round trips. 16 MiB per
+		// connection keeps a dozen 1 MiB chunks moving at once.
+		HTTP2: &http.HTTP2Config{MaxReceiveBufferPerConnection: 16 << 20, MaxReceiveBufferPerStream: 4 << 20},
 	}
 	s.goRun(func() {
 		// ServeTLS (not Serve over a TLS listener) so that HTTP/2 is offered:

@@ -70,6 +70,19 @@ func (s *Store) PutCompressed(compressed []byte, want Ref) error {
 	return s.write(want.SHA256, compressed)
 }
 
+// PutUnverified stores compressed bytes of a chunk without decompressing
+// them, for a copy from a peer that verified them already. Whoever reads the
+// chunk later must verify it (Get does; GetCompressed does not).
+func (s *Store) PutUnverified(compressed []byte, ref Ref) error {
+	if err := ref.check(); err != nil {
+		return err
+	}
+	if len(compressed) > MaxCompressedSize {
+		return fmt.Errorf("%w: %w: chunk %s is %d bytes compressed", ErrCorrupt, ErrTooLarge, ref.SHA256, len(compressed))
+	}
+	return s.write(ref.SHA256, compressed)
+}
+
 // Put compresses and stores the bytes of a chunk whose ref the caller
 // computed, after checking them against it (ErrCorrupt). Like PutCompressed
 // it is durable on return and replaces a stored copy.

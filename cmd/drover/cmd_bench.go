@@ -119,6 +119,9 @@ func (a *app) benchUpload(ctx context.Context, n int, profile string) error {
 		if err := packDir(src, payload, "tar"); err != nil {
 			return err
 		}
+		// Write the test data out first, so that its writeback does not
+		// compete with the servers' fsyncs during the measurement.
+		syscall.Sync()
 		if profile != "" && version == 1 {
 			go d.profileLeader(ctx, 3*time.Second, profile+"-leader.prof", a.stderr)
 			f, err := os.Create(profile + "-client.prof")
@@ -170,11 +173,11 @@ func (a *app) benchFailover(ctx context.Context, trials int) error {
 		if err != nil {
 			return err
 		}
-		if err := d.procs[leader].Process.Signal(syscall.SIGKILL); err != nil {
+		if err := d.procs[leader].cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			return err
 		}
 		killed := time.Now()
-		_ = d.procs[leader].Wait()
+		<-d.procs[leader].exited
 		// One write, retried only if a server gives up on it; the servers
 		// themselves wait for the new leader and forward to it.
 		for {

@@ -3,13 +3,12 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -27,8 +26,8 @@ type devCluster struct {
 	dir       string
 	boot      *bootstrap.Cluster
 	admin     *client.Client
-	key       string      // secret key trusted for every application
-	procs     []*exec.Cmd // servers first, then agents
+	key       string  // secret key trusted for every application
+	procs     []*proc // servers first, then agents
 	serverIDs []string
 	spawnArgs [][]string // how each process was started, to restart it
 	agentDir  []string
@@ -56,10 +55,13 @@ func startDevCluster(ctx context.Context, dir string, agents int, logf func(stri
 	}
 	var specs []bootstrap.Server
 	for i := 1; i <= 3; i++ {
-		apiAddr, raftAddr, gossipAddr := freePort(), freePort(), freePort()
-		if apiAddr == "" || raftAddr == "" || gossipAddr == "" {
-			return nil, errors.New("no free port on 127.0.0.1")
+		var addrs [3]string
+		for j := range addrs {
+			if addrs[j], err = bootstrap.FreeLoopbackAddr(); err != nil {
+				return nil, err
+			}
 		}
+		apiAddr, raftAddr, gossipAddr := addrs[0], addrs[1], addrs[2]
 		specs = append(specs, bootstrap.Server{ID: "s" + strconv.Itoa(i), APIAddr: apiAddr, RaftAddr: raftAddr, GossipAddr: gossipAddr})
 	}
 	d.specs = specs
@@ -119,16 +121,24 @@ func startDevCluster(ctx context.Context, dir string, agents int, logf func(stri
 
 // spawn starts a process with its output appended to logs/NAME.log.
 func (d *devCluster) spawn(name, bin string, args ...string) error {
-	cmd, err := d.start(name, bin, args)
+	p, err := d.start(name, bin, args)
 	if err != nil {
 		return err
 	}
-	d.procs = append(d.procs, cmd)
+	d.procs = append(d.procs, p)
 	d.spawnArgs = append(d.spawnArgs, append([]string{name, bin}, args...))
 	return nil
 }
 
-func (d *devCluster) start(name, bin string, args []string) (*exec.Cmd, error) {
+// proc is a process of the cluster; exited is closed when it ends.
+type proc struct {
+	name   string
+	cmd    *exec.Cmd
+	exited chan struct{}
+	err    error // set before exited is closed
+}
+
+func (d *devCluster) start(name, bin string, args []string) (*proc, error) {
 	logFile, err := os.OpenFile(filepath.Join(d.dir, "logs", name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
@@ -140,18 +150,38 @@ func (d *devCluster) start(name, bin string, args []string) (*exec.Cmd, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("cannot start %s: %w", name, err)
 	}
-	return cmd, nil
+	p := &proc{name: name, cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+// died returns an error naming a server that exited, with the end of its
+// log, or nil while they all run.
+func (d *devCluster) died() error {
+	for _, p := range d.procs[:min(len(d.procs), len(d.serverIDs))] {
+		select {
+		case <-p.exited:
+			log, _ := os.ReadFile(filepath.Join(d.dir, "logs", p.name+".log"))
+			lines := strings.Split(strings.TrimSpace(string(log)), "\n")
+			return fmt.Errorf("server %s exited (%v); the end of its log:\n%s", p.name, p.err, strings.Join(lines[max(0, len(lines)-5):], "\n"))
+		default:
+		}
+	}
+	return nil
 }
 
 // restartServer starts server i again (after it died or was killed) and
 // waits until it has caught up with the leader.
 func (d *devCluster) restartServer(ctx context.Context, i int) error {
 	a := d.spawnArgs[i]
-	cmd, err := d.start(a[0], a[1], a[2:])
+	p, err := d.start(a[0], a[1], a[2:])
 	if err != nil {
 		return err
 	}
-	d.procs[i] = cmd
+	d.procs[i] = p
 	return poll(ctx, 60*time.Second, "server "+d.serverIDs[i]+" to catch up", func() bool {
 		var st api.ClusterStatus
 		if _, err := d.admin.Do(ctx, client.Request{Method: "GET", Path: api.PathClusterStatus}, &st); err != nil || st.Leader == "" {
@@ -187,11 +217,19 @@ func (d *devCluster) leaderIndex(ctx context.Context) (int, error) {
 }
 
 func (d *devCluster) waitLeader(ctx context.Context) error {
-	return poll(ctx, 30*time.Second, "a leader", func() bool {
+	var dead error
+	err := poll(ctx, 30*time.Second, "a leader", func() bool {
+		if dead = d.died(); dead != nil {
+			return true
+		}
 		var st api.ClusterStatus
 		_, err := d.admin.Do(ctx, client.Request{Method: "GET", Path: api.PathClusterStatus}, &st)
 		return err == nil && st.Leader != ""
 	})
+	if dead != nil {
+		return dead
+	}
+	return err
 }
 
 func (d *devCluster) waitHosts(ctx context.Context, n int) error {
@@ -241,14 +279,12 @@ func (d *devCluster) stop() {
 	}
 	for i := len(d.procs) - 1; i >= 0; i-- {
 		p := d.procs[i]
-		_ = p.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = p.Wait(); close(done) }()
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-done:
+		case <-p.exited:
 		case <-time.After(10 * time.Second):
-			_ = p.Process.Kill()
-			<-done
+			_ = p.cmd.Process.Kill()
+			<-p.exited
 		}
 	}
 	d.procs = nil
@@ -267,15 +303,6 @@ func siblingBinary(name string) (string, error) {
 		return "", fmt.Errorf("cannot find %s next to drover or on PATH; build it with: make build", name)
 	}
 	return p, nil
-}
-
-func freePort() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return ""
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // poll checks cond until it holds, the timeout passes or ctx ends.

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -208,4 +209,25 @@ func dedup(in []string) []string {
 		}
 	}
 	return out
+}
+
+// FreeLoopbackAddr picks a 127.0.0.1 port free for both TCP and UDP, below
+// Linux's ephemeral range (32768 and up) so that no outgoing connection can
+// take it between now and the server's start.
+func FreeLoopbackAddr() (string, error) {
+	for range 1000 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+mrand.IntN(12000))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		pc, err := net.ListenPacket("udp", addr)
+		ln.Close()
+		if err != nil {
+			continue
+		}
+		pc.Close()
+		return addr, nil
+	}
+	return "", fmt.Errorf("no free port on 127.0.0.1")
 }

@@ -73,10 +73,10 @@ func (c *Client) Upload(ctx context.Context, path, format string) (*api.PayloadR
 
 const (
 	// uploadParallel is how many chunks are in flight at once.
-	uploadParallel = 6
+	uploadParallel = 12
 	// uploadBatchBytes is how much payload is cut before the servers are
 	// asked which of its chunks they lack.
-	uploadBatchBytes = 8 << 20
+	uploadBatchBytes = 16 << 20
 )
 
 type pending struct {
@@ -85,11 +85,16 @@ type pending struct {
 }
 
 // uploader compresses and uploads chunks on uploadParallel goroutines.
+// Batches of cut chunks queue up (uploadQueue of them) for a dispatcher
+// that asks the servers which they lack and hands those to the workers, so
+// cutting the file never waits for the network unless the queue is full.
 type uploader struct {
 	c        *Client
 	ctx      context.Context
 	cancel   context.CancelFunc
+	batches  chan []pending
 	jobs     chan pending
+	dispatch sync.WaitGroup
 	wg       sync.WaitGroup
 	sent     map[string]bool // chunks queued already, so each goes once
 	mu       sync.Mutex
@@ -97,13 +102,29 @@ type uploader struct {
 	uploaded int64
 }
 
+// uploadQueue is how many batches may wait for the dispatcher.
+const uploadQueue = 4
+
 func (c *Client) newUploader(ctx context.Context) *uploader {
 	ctx, cancel := context.WithCancel(ctx)
-	u := &uploader{c: c, ctx: ctx, cancel: cancel, jobs: make(chan pending, uploadParallel), sent: map[string]bool{}}
+	u := &uploader{c: c, ctx: ctx, cancel: cancel, batches: make(chan []pending, uploadQueue),
+		jobs: make(chan pending, uploadParallel), sent: map[string]bool{}}
 	for range uploadParallel {
 		u.wg.Add(1)
 		go u.work()
 	}
+	u.dispatch.Add(1)
+	go func() {
+		defer u.dispatch.Done()
+		defer close(u.jobs)
+		for b := range u.batches {
+			if u.dispatchBatch(b) != nil {
+				for range u.batches { // drain, so offer never blocks
+				}
+				return
+			}
+		}
+	}()
 	return u
 }
 
@@ -131,11 +152,21 @@ func (u *uploader) fail(err error) {
 	}
 }
 
-// offer queues the chunks of batch that the servers lack.
+// offer queues a batch for the dispatcher.
 func (u *uploader) offer(batch []pending) error {
 	if len(batch) == 0 {
 		return nil
 	}
+	select {
+	case u.batches <- batch:
+		return nil
+	case <-u.ctx.Done():
+		return u.ctx.Err()
+	}
+}
+
+// dispatchBatch hands the workers the chunks of batch the servers lack.
+func (u *uploader) dispatchBatch(batch []pending) error {
 	refs := make([]chunks.Ref, len(batch))
 	for i, p := range batch {
 		refs[i] = p.ref
@@ -165,7 +196,8 @@ func (u *uploader) offer(batch []pending) error {
 
 // wait waits for the uploads and returns the compressed bytes sent.
 func (u *uploader) wait() (int64, error) {
-	close(u.jobs)
+	close(u.batches)
+	u.dispatch.Wait()
 	u.wg.Wait()
 	u.cancel()
 	return u.uploaded, u.err
