@@ -9,22 +9,17 @@ import (
 )
 
 // Anti-entropy and garbage collection of chunks, on every server. Every
-// antiEntropyEvery, a server fetches from its peers any chunk of a
+// Chunks.AntiEntropyEvery, a server fetches from its peers any chunk of a
 // registered payload it lacks (checking each digest) and, once it holds a
-// payload whole, records itself as a holder. Every gcEvery it removes
-// chunks that no registered payload references and that are older than
-// gcGrace (so that an upload in progress, whose payload is not registered
-// yet, keeps its chunks).
-const (
-	antiEntropyEvery = 30 * time.Second
-	gcEvery          = 10 * time.Minute
-	gcGrace          = time.Hour
-)
+// payload whole, records itself as a holder. Every Chunks.GCEvery it
+// removes chunks that no registered payload references and that are older
+// than Chunks.GCGrace (so that an upload in progress, whose payload is not
+// registered yet, keeps its chunks).
 
 func (s *Server) syncChunks(ctx context.Context) {
-	sync := time.NewTicker(antiEntropyEvery)
+	sync := time.NewTicker(s.cfg.Chunks.AntiEntropyEvery)
 	defer sync.Stop()
-	gc := time.NewTicker(gcEvery)
+	gc := time.NewTicker(s.cfg.Chunks.GCEvery)
 	defer gc.Stop()
 	for {
 		select {
@@ -88,7 +83,7 @@ func (s *Server) collectChunks() {
 		}
 	}
 	removed := 0
-	cutoff := time.Now().Add(-gcGrace)
+	cutoff := time.Now().Add(-s.cfg.Chunks.GCGrace)
 	_ = s.chunks.store.Walk(func(digest string, modTime time.Time) error {
 		if !referenced[digest] && modTime.Before(cutoff) {
 			if err := s.chunks.store.Remove(digest); err == nil {

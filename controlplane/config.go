@@ -66,6 +66,9 @@ type Config struct {
 	// Raft holds tuning knobs; the defaults are hashicorp/raft's.
 	Raft RaftTuning `yaml:"raft,omitempty"`
 
+	// Chunks holds the schedule of payload chunk upkeep.
+	Chunks ChunkTuning `yaml:"chunks,omitempty"`
+
 	// DeadServerCleanup is how long a server must be unreachable before
 	// the leader removes it from Raft — and only if quorum stays safe.
 	// Default 5m.
@@ -79,6 +82,18 @@ type Config struct {
 	// HostDownAfter is how long an agent may go without checking in before
 	// its host is marked down. Default 3m (agents poll every 60s).
 	HostDownAfter time.Duration `yaml:"host_down_after,omitempty"`
+}
+
+// ChunkTuning schedules the upkeep of stored payload chunks.
+type ChunkTuning struct {
+	// AntiEntropyEvery is how often a server fetches the chunks of
+	// registered payloads it lacks. Default 30s.
+	AntiEntropyEvery time.Duration `yaml:"anti_entropy_every,omitempty"`
+	// GCEvery is how often unreferenced chunks are removed. Default 10m.
+	GCEvery time.Duration `yaml:"gc_every,omitempty"`
+	// GCGrace is how old an unreferenced chunk must be to go, so that an
+	// upload in progress keeps its chunks. Default 1h.
+	GCGrace time.Duration `yaml:"gc_grace,omitempty"`
 }
 
 // RaftTuning are advanced Raft settings.
@@ -141,6 +156,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.MinFreeBytes == 0 {
 		c.MinFreeBytes = 256 << 20
+	}
+	if c.Chunks.AntiEntropyEvery == 0 {
+		c.Chunks.AntiEntropyEvery = 30 * time.Second
+	}
+	if c.Chunks.GCEvery == 0 {
+		c.Chunks.GCEvery = 10 * time.Minute
+	}
+	if c.Chunks.GCGrace == 0 {
+		c.Chunks.GCGrace = time.Hour
 	}
 }
 

@@ -3,15 +3,20 @@ package test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/drover-dev/drover/artifacts/chunks"
+	"github.com/drover-dev/drover/controlplane"
 	"github.com/drover-dev/drover/controlplane/client"
 
 	"github.com/drover-dev/drover/artifacts"
@@ -280,5 +285,59 @@ func TestNewVersionDownloadsOnlyChangedChunks(t *testing.T) {
 	t.Logf("the new version cost h1 %d bytes of a %d-byte payload: %.2f%%", got, v1.Payload.Size, pct)
 	if pct > 5 {
 		t.Errorf("h1 downloaded %.2f%% of the payload for a 1 MiB change; want at most 5%%", pct)
+	}
+}
+
+// TestAntiEntropyAndGarbageCollection: a server that was down while a
+// payload was uploaded fetches its chunks from its peers once it is back
+// and records itself as a holder; chunks no payload references are
+// removed once old enough.
+func TestAntiEntropyAndGarbageCollection(t *testing.T) {
+	c := testcluster.StartWith(t, testcluster.Options{Servers: 3, Tune: func(cfg *controlplane.Config) {
+		cfg.Chunks.AntiEntropyEvery = 500 * time.Millisecond
+		cfg.Chunks.GCEvery = 500 * time.Millisecond
+		cfg.Chunks.GCGrace = time.Second
+	}})
+	key := c.SigningKey()
+	leader := c.Leader()
+	down := (leader + 1) % 3
+	c.StopServer(down)
+	m := c.Publish("web", "1.0.0", webFiles, webCheck, key)
+	var p api.Payload
+	_, err := c.Admin.Do(context.Background(), client.Request{Method: "GET", Path: api.PathPayloads + "/" + m.Payload.SHA256}, &p)
+	if err != nil || slices.Contains(p.Holders, c.IDs[down]) {
+		t.Fatalf("payload holders %v (%v); want it without the stopped server", p.Holders, err)
+	}
+	// An orphan chunk, uploaded but never part of a registered payload.
+	orphan := []byte("an orphan chunk that no payload references")
+	sum := sha256.Sum256(orphan)
+	ref := chunks.Ref{SHA256: hex.EncodeToString(sum[:]), Size: int64(len(orphan))}
+	body := chunks.Compress(orphan)
+	if _, err := c.Admin.Do(context.Background(), client.Request{Method: "PUT", Path: api.PathChunks + ref.SHA256 + "?size=" + strconv.Itoa(len(orphan)),
+		Body: bytes.NewReader(body), Size: int64(len(body))}, nil); err != nil {
+		t.Fatalf("upload orphan chunk: %v", err)
+	}
+
+	c.StartServer(down)
+	testcluster.WaitFor(t, 30*time.Second, "the returning server to complete and record its copy", func() bool {
+		var p api.Payload
+		_, err := c.Admin.Do(context.Background(), client.Request{Method: "GET", Path: api.PathPayloads + "/" + m.Payload.SHA256}, &p)
+		return err == nil && slices.Contains(p.Holders, c.IDs[down])
+	})
+	list, _ := chunks.DecodeList(p.List)
+	for _, r := range list {
+		if _, err := os.Stat(filepath.Join(c.Dir, "servers", c.IDs[down], "data", "chunks", r.SHA256[:2], r.SHA256)); err != nil {
+			t.Errorf("the returning server lacks chunk %s: %v", r.SHA256, err)
+		}
+	}
+	orphanFile := filepath.Join(c.Dir, "servers", c.IDs[leader], "data", "chunks", ref.SHA256[:2], ref.SHA256)
+	testcluster.WaitFor(t, 30*time.Second, "the orphan chunk to be collected", func() bool {
+		_, err := os.Stat(orphanFile)
+		return os.IsNotExist(err)
+	})
+	for _, r := range list {
+		if _, err := os.Stat(filepath.Join(c.Dir, "servers", c.IDs[leader], "data", "chunks", r.SHA256[:2], r.SHA256)); err != nil {
+			t.Errorf("garbage collection removed a referenced chunk %s: %v", r.SHA256, err)
+		}
 	}
 }

@@ -12,13 +12,14 @@ import (
 )
 
 func (a *app) keygenCommand() *cobra.Command {
-	var out string
+	var out, passwordFile string
 	var noPassword, force bool
 	cmd := &cobra.Command{
 		Use:   "keygen --out PREFIX",
 		Short: "Create a minisign key pair for signing releases",
 		Long: `Create a minisign key pair: PREFIX.key (the secret key, encrypted with a
-password read from $DROVER_KEY_PASSWORD unless --no-password) and PREFIX.pub.
+password read from --password-file or $DROVER_KEY_PASSWORD, unless
+--no-password) and PREFIX.pub.
 Both files work with the stock minisign tool.`,
 		Example: `  drover keygen --out release
   DROVER_KEY_PASSWORD=... drover keygen --out /secure/release`,
@@ -27,9 +28,12 @@ Both files work with the stock minisign tool.`,
 			if out == "" {
 				return usageErr("--out is required")
 			}
-			password := os.Getenv("DROVER_KEY_PASSWORD")
+			password, err := keyPassword(passwordFile)
+			if err != nil {
+				return err
+			}
 			if password == "" && !noPassword {
-				return usageErr("set DROVER_KEY_PASSWORD to protect the secret key, or pass --no-password")
+				return usageErr("give --password-file or set DROVER_KEY_PASSWORD to protect the secret key, or pass --no-password")
 			}
 			if noPassword {
 				password = ""
@@ -56,24 +60,43 @@ Both files work with the stock minisign tool.`,
 	cmd.Flags().StringVar(&out, "out", "", "path prefix of the key files")
 	cmd.Flags().BoolVar(&noPassword, "no-password", false, "leave the secret key unencrypted")
 	cmd.Flags().BoolVar(&force, "force", false, "overwrite existing key files")
+	cmd.Flags().StringVar(&passwordFile, "password-file", "", "read the secret key's password from this file")
 	return cmd
 }
 
+// keyPassword reads a key password from a file (first line), else from
+// $DROVER_KEY_PASSWORD.
+func keyPassword(file string) (string, error) {
+	if file == "" {
+		return os.Getenv("DROVER_KEY_PASSWORD"), nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("cannot read the password file: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return strings.TrimRight(line, "\r"), nil
+}
+
 func (a *app) signCommand() *cobra.Command {
-	var keyPath, comment string
+	var keyPath, comment, passwordFile string
 	cmd := &cobra.Command{
 		Use:   "sign FILE --key KEY",
 		Short: "Sign a file (a release manifest) and write FILE.minisig",
 		Long: `Sign FILE with a minisign secret key and write FILE.minisig, in the
 prehashed (ED) form current minisign releases write. A password-protected
-key takes its password from $DROVER_KEY_PASSWORD.`,
+key takes its password from --password-file or $DROVER_KEY_PASSWORD.`,
 		Example: `  drover sign web-1.2.0.json --key release.key`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if keyPath == "" {
 				return usageErr("--key is required")
 			}
-			key, err := artifacts.LoadSecretKey(keyPath, os.Getenv("DROVER_KEY_PASSWORD"))
+			password, err := keyPassword(passwordFile)
+			if err != nil {
+				return err
+			}
+			key, err := artifacts.LoadSecretKey(keyPath, password)
 			if err != nil {
 				return err
 			}
@@ -91,6 +114,7 @@ key takes its password from $DROVER_KEY_PASSWORD.`,
 	}
 	cmd.Flags().StringVar(&keyPath, "key", "", "minisign secret key file")
 	cmd.Flags().StringVar(&comment, "comment", "signed by drover", "trusted comment embedded in the signature")
+	cmd.Flags().StringVar(&passwordFile, "password-file", "", "read the secret key's password from this file")
 	return cmd
 }
 
