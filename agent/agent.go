@@ -45,6 +45,14 @@ type Config struct {
 	// rate. Defaults 64 KiB/s and 15s.
 	DownloadMinRate int64
 	DownloadGrace   time.Duration
+	// WindowJitter bounds the random delay before activating in a window
+	// the apply waited for (at most half the window). Default 5m.
+	WindowJitter time.Duration
+	// FactsDir holds custom facts: *.json files, and executables that print
+	// a JSON object. Default /etc/drover/facts.d.
+	FactsDir string
+	// MetricsAddr, when set, serves the agent's metrics at http://ADDR/metrics.
+	MetricsAddr string
 	// Logger receives the agent's log. Default: discard.
 	Logger *slog.Logger
 	// Clock tells the time. Default: the system clock.
@@ -66,6 +74,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.DownloadGrace == 0 {
 		c.DownloadGrace = 15 * time.Second
+	}
+	if c.WindowJitter == 0 {
+		c.WindowJitter = 5 * time.Minute
+	}
+	if c.FactsDir == "" {
+		c.FactsDir = "/etc/drover/facts.d"
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -93,6 +107,12 @@ type Agent struct {
 	// lastIndex is the highest desired-state index seen: an answer older
 	// than that (a stale or replayed server) is ignored.
 	lastIndex uint64
+	// wakeAt is when a waiting apply must be looked at again; the long
+	// poll returns by then.
+	wakeAt time.Time
+	// lastContact is when a server last answered (unix nanoseconds).
+	lastContact atomic.Int64
+	metrics     agentMetrics
 
 	lastInventory time.Time
 }
@@ -156,16 +176,27 @@ func (a *Agent) Close() { a.client.Close() }
 // it changed, long-poll for the desired state, apply what it says.
 func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent started", "servers", a.client.Servers(), "version", a.cfg.Version)
+	if a.cfg.MetricsAddr != "" {
+		if err := a.runMetrics(ctx); err != nil {
+			return err
+		}
+	}
 	if err := a.recover(ctx); err != nil {
 		return err
 	}
 	var index uint64
 	failures := 0
 	for ctx.Err() == nil {
+		a.takeClearHalt()
 		a.maybeRenew(ctx)
 		a.flushOutbox(ctx)
 		a.maybeSendInventory(ctx)
-		desired, err := a.poll(ctx, index)
+		wait := a.cfg.PollWait
+		if !a.wakeAt.IsZero() {
+			wait = max(time.Second, min(wait, a.wakeAt.Sub(a.cfg.Clock.Now())))
+			a.wakeAt = time.Time{}
+		}
+		desired, err := a.poll(ctx, index, wait)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -185,6 +216,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		index = desired.Index
 		a.client.SetServers(desired.Servers)
 		a.learnTrust(desired.Trust)
+		a.abandonWithdrawn(desired.Instructions)
 		for _, in := range desired.Instructions {
 			if ctx.Err() != nil {
 				break
@@ -199,15 +231,55 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 // poll is one long poll for the host's desired state.
-func (a *Agent) poll(ctx context.Context, index uint64) (*api.DesiredState, error) {
+func (a *Agent) poll(ctx context.Context, index uint64, wait time.Duration) (*api.DesiredState, error) {
 	var d api.DesiredState
-	path := api.PathDesired + "?index=" + strconv.FormatUint(index, 10) + "&wait=" + a.cfg.PollWait.String()
-	ctx, cancel := context.WithTimeout(ctx, a.cfg.PollWait+30*time.Second)
+	path := api.PathDesired + "?index=" + strconv.FormatUint(index, 10) + "&wait=" + wait.String()
+	ctx, cancel := context.WithTimeout(ctx, wait+30*time.Second)
 	defer cancel()
+	a.metrics.polls.Add(1)
 	if _, err := a.client.Do(ctx, client.Request{Method: http.MethodGet, Path: path}, &d); err != nil {
+		a.metrics.pollErrors.Add(1)
 		return nil, err
 	}
+	a.touch()
 	return &d, nil
+}
+
+// touch records that a server answered.
+func (a *Agent) touch() { a.lastContact.Store(a.cfg.Clock.Now().UnixNano()) }
+
+// contact is when a server last answered.
+func (a *Agent) contact() time.Time { return time.Unix(0, a.lastContact.Load()) }
+
+// ping asks a server for the desired state without waiting, to learn
+// whether one is reachable (and delivers pending reports).
+func (a *Agent) ping(ctx context.Context) {
+	a.flushOutbox(ctx)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := a.client.Do(ctx, client.Request{Method: http.MethodGet, Path: api.PathDesired + "?wait=0s"}, nil); err == nil {
+		a.touch()
+	}
+}
+
+// abandonWithdrawn forgets a staged (not yet activated) apply whose
+// instruction the servers no longer list — its rollout was paused or
+// rolled back — so that the host is free for the next change.
+func (a *Agent) abandonWithdrawn(ins []api.Instruction) {
+	rec := a.journal.Active
+	if rec == nil || (rec.Step != stepStaged && rec.Step != stepWaiting) {
+		return
+	}
+	for _, in := range ins {
+		if in.Rollout == rec.Rollout {
+			return
+		}
+	}
+	a.log.Info("instruction withdrawn before activation; the staged release stays on disk", "rollout", rec.Rollout)
+	a.journal.Active = nil
+	if err := a.journal.save(a.files.journal()); err != nil {
+		a.log.Error("cannot save journal", "err", err)
+	}
 }
 
 // learnTrust updates the pinned trust policies from the versions the
@@ -274,6 +346,9 @@ func (a *Agent) flushOutbox(ctx context.Context) {
 	sent := 0
 	for _, r := range a.journal.Outbox {
 		_, err := a.client.Do(ctx, client.Request{Method: http.MethodPost, Path: api.PathReport, JSON: r}, nil)
+		if err == nil {
+			a.touch()
+		}
 		var apiErr *api.Error
 		if errors.As(err, &apiErr) && apiErr.Code != api.CodeUnavailable && apiErr.Code != api.CodeInternal {
 			a.log.Warn("report refused; dropped", "rollout", r.Rollout, "state", r.State, "err", err)
@@ -304,6 +379,7 @@ func (a *Agent) maybeSendInventory(ctx context.Context) {
 		return
 	}
 	sys.AgentVersion = a.cfg.Version
+	sys.Facts = a.collectFacts(ctx)
 	if sys.Releases, err = a.files.Installed(); err != nil {
 		a.log.Warn("cannot list installed releases", "err", err)
 	}

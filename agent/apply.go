@@ -2,9 +2,9 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -17,43 +17,140 @@ import (
 	"github.com/drover-dev/drover/deploy"
 )
 
-// handle carries out one instruction, unless this host already finished
-// that rollout. It reports each step; a failure is reported, not returned:
-// the error returned is one the agent could not even report.
+// handle carries out one instruction, as far as it can now. It is called
+// with every desired state, so an apply resumes where it stopped: staged
+// releases wait for their window, and activation happens only when a
+// server has just confirmed the instruction. Each step is reported; a
+// failure is reported, not returned: the error returned is one the agent
+// could not even report.
 func (a *Agent) handle(ctx context.Context, in api.Instruction) error {
+	if a.journal.Halted != "" {
+		return nil // an operator must look at this host first
+	}
 	if _, done := a.journal.done(in.Rollout); done {
 		return nil
 	}
+	rec := a.journal.Active
+	if rec != nil && rec.Rollout != in.Rollout {
+		return nil // one change at a time; the other finishes first
+	}
+	if rec == nil {
+		var err error
+		if rec, err = a.prepare(ctx, in); rec == nil || err != nil {
+			return err
+		}
+	}
+	m, err := artifacts.ParseManifest(rec.Manifest)
+	if err != nil {
+		return a.fail(ctx, rec, fmt.Sprintf("journal holds a bad manifest: %v", err), "")
+	}
+	switch rec.Step {
+	case stepStaged, stepWaiting:
+		now := a.cfg.Clock.Now()
+		from, until, ok := deploy.NextStart(in.Windows, now)
+		switch {
+		case !ok:
+			return a.fail(ctx, rec, "none of this host's maintenance windows ever opens", "")
+		case now.Before(from):
+			return a.waitForWindow(ctx, rec, from, until)
+		case rec.Step == stepWaiting && rec.StartAt.IsZero():
+			// The window just opened: start at a random moment early in it.
+			rec.StartAt = now.Add(a.jitter(until.Sub(now)))
+			if err := a.journal.save(a.files.journal()); err != nil {
+				return err
+			}
+		}
+		if now.Before(rec.StartAt) {
+			a.wake(rec.StartAt)
+			return nil
+		}
+		return a.activate(ctx, rec, m)
+	}
+	return nil
+}
+
+// prepare verifies an instruction, downloads and stages its release. It
+// returns the record of a staged apply, or nil when the instruction is
+// finished already (refused, failed, or nothing to do).
+func (a *Agent) prepare(ctx context.Context, in api.Instruction) (*applyRecord, error) {
 	log := a.log.With("rollout", in.Rollout, "app", in.App, "version", in.Version)
 	current, err := a.files.Current(in.App)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	m, list, err := a.verify(in, current)
 	if err != nil {
 		log.Warn("release refused", "err", err)
-		return a.finish(ctx, in.Rollout, deploy.Failed, err.Error(), "", current)
+		return nil, a.finish(ctx, in.Rollout, deploy.Failed, err.Error(), "", current)
 	}
 	if current == in.Version {
 		log.Info("already running this version")
-		return a.finish(ctx, in.Rollout, deploy.Succeeded, "already running "+in.Version, "", current)
+		return nil, a.finish(ctx, in.Rollout, deploy.Succeeded, "already running "+in.Version, "", current)
 	}
 	rec := &applyRecord{Rollout: in.Rollout, App: in.App, Version: in.Version, Previous: current, Manifest: in.Manifest}
 	if err := a.setStep(ctx, rec, stepDownloading, deploy.Downloading); err != nil {
-		return err
+		return nil, err
 	}
 	log.Info("applying", "previous", current)
+	a.failpoint("downloading")
+	if err := a.fetchChunks(ctx, list); err != nil {
+		return nil, a.stageFailed(ctx, rec, err)
+	}
+	if err := a.setStep(ctx, rec, stepVerifying, ""); err != nil {
+		return nil, err
+	}
+	a.failpoint("verifying")
 	if err := a.stage(ctx, m, list); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err() // shutting down: the instruction is picked up again
-		}
-		log.Warn("staging failed", "err", err)
-		return a.finish(ctx, in.Rollout, deploy.Failed, err.Error(), "", current)
+		return nil, a.stageFailed(ctx, rec, err)
+	}
+	if err := a.saveManifest(m, in.Manifest); err != nil {
+		return nil, a.stageFailed(ctx, rec, err)
 	}
 	if err := a.setStep(ctx, rec, stepStaged, deploy.Staged); err != nil {
-		return err
+		return nil, err
 	}
-	return a.activate(ctx, rec, m)
+	a.failpoint("staged")
+	return rec, nil
+}
+
+func (a *Agent) stageFailed(ctx context.Context, rec *applyRecord, err error) error {
+	if ctx.Err() != nil {
+		// Shutting down: forget the attempt; the instruction is picked up
+		// again, and the chunk cache keeps what was downloaded.
+		a.journal.Active = nil
+		return a.journal.save(a.files.journal())
+	}
+	a.log.Warn("staging failed", "rollout", rec.Rollout, "err", err)
+	return a.fail(ctx, rec, err.Error(), "")
+}
+
+// waitForWindow records that the apply waits for a window and arranges to
+// be woken when it opens.
+func (a *Agent) waitForWindow(ctx context.Context, rec *applyRecord, from, until time.Time) error {
+	a.wake(from)
+	if rec.Step == stepWaiting && rec.StartAt.IsZero() {
+		return nil
+	}
+	rec.StartAt = time.Time{} // chosen when the window opens
+	a.log.Info("waiting for a maintenance window", "rollout", rec.Rollout, "opens", from, "closes", until)
+	return a.setStep(ctx, rec, stepWaiting, deploy.WaitingForWindow)
+}
+
+// jitter is a random delay early in a window of the given length.
+func (a *Agent) jitter(open time.Duration) time.Duration {
+	limit := min(open/2, a.cfg.WindowJitter)
+	if limit <= 0 {
+		return 0
+	}
+	return rand.N(limit)
+}
+
+// wake makes the next long poll return by t, so that a waiting apply
+// resumes on time.
+func (a *Agent) wake(t time.Time) {
+	if a.wakeAt.IsZero() || t.Before(a.wakeAt) {
+		a.wakeAt = t
+	}
 }
 
 // verify decides whether this host may install the instruction's release,
@@ -141,101 +238,4 @@ func (a *Agent) stage(ctx context.Context, m *artifacts.Manifest, list chunks.Li
 		return fmt.Errorf("cannot stage release: %w", err)
 	}
 	return artifacts.SyncDir(filepath.Dir(dest))
-}
-
-// activate switches to the staged release and puts it on probation: the
-// health checks decide between committing and switching back.
-func (a *Agent) activate(ctx context.Context, rec *applyRecord, m *artifacts.Manifest) error {
-	if err := a.setStep(ctx, rec, stepActivating, deploy.Activating); err != nil {
-		return err
-	}
-	if err := a.files.switchCurrent(rec.App, rec.Version); err != nil {
-		return a.revert(ctx, rec, fmt.Sprintf("activation failed: %v", err), "")
-	}
-	if err := a.setStep(ctx, rec, stepProbation, deploy.Probation); err != nil {
-		return err
-	}
-	return a.probation(ctx, rec, m)
-}
-
-// probation runs the health checks of the active release and commits or
-// reverts.
-func (a *Agent) probation(ctx context.Context, rec *applyRecord, m *artifacts.Manifest) error {
-	env := checkEnv{App: rec.App, Version: rec.Version, ReleaseDir: a.files.release(rec.App, rec.Version),
-		Host: a.name, HostDir: a.cfg.Dir}
-	if err := runChecks(ctx, m.HealthChecks, env); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err() // shutting down: the journal resumes probation on restart
-		}
-		var cf *checkFailure
-		output := ""
-		if errors.As(err, &cf) {
-			output = cf.Output
-		}
-		return a.revert(ctx, rec, err.Error(), output)
-	}
-	a.log.Info("release committed", "rollout", rec.Rollout, "app", rec.App, "version", rec.Version)
-	if err := a.files.prune(rec.App, a.cfg.KeepReleases, rec.Version, rec.Previous); err != nil {
-		a.log.Warn("cannot remove old releases", "err", err)
-	}
-	if err := a.pruneCache(); err != nil {
-		a.log.Warn("cannot prune the chunk cache", "err", err)
-	}
-	a.lastInventory = a.lastInventory.AddDate(-1, 0, 0) // collect again: the releases changed
-	return a.finish(ctx, rec.Rollout, deploy.Succeeded, "", "", rec.Version)
-}
-
-// revert switches back to the previous release and reports why.
-func (a *Agent) revert(ctx context.Context, rec *applyRecord, reason, output string) error {
-	a.log.Warn("reverting", "rollout", rec.Rollout, "app", rec.App, "to", rec.Previous, "reason", reason)
-	if err := a.files.switchCurrent(rec.App, rec.Previous); err != nil {
-		// Neither version can be made current: stop touching the host.
-		return a.finish(ctx, rec.Rollout, deploy.Failed,
-			fmt.Sprintf("%s; and switching back to %q failed: %v", reason, rec.Previous, err), output, rec.Version)
-	}
-	return a.finish(ctx, rec.Rollout, deploy.Reverted, reason, output, rec.Previous)
-}
-
-// setStep records the step durably, then reports it.
-func (a *Agent) setStep(ctx context.Context, rec *applyRecord, step string, state deploy.HostState) error {
-	rec.Step = step
-	a.journal.Active = rec
-	if err := a.journal.save(a.files.journal()); err != nil {
-		return err
-	}
-	a.report(ctx, api.Report{Rollout: rec.Rollout, State: state, Current: rec.Previous})
-	return nil
-}
-
-// finish records the outcome of a rollout on this host and reports it.
-func (a *Agent) finish(ctx context.Context, rollout string, state deploy.HostState, reason, output, current string) error {
-	a.journal.finish(rollout, string(state))
-	a.report(ctx, api.Report{Rollout: rollout, State: state, Reason: reason, Output: output, Current: current})
-	return nil
-}
-
-// recover deals with an apply that a crash interrupted. Before activation
-// nothing changed: the apply is forgotten and the instruction, still
-// desired, starts again. During activation the switch may or may not have
-// happened: switch back. During probation the new release is active: run
-// its checks again from the start.
-func (a *Agent) recover(ctx context.Context) error {
-	rec := a.journal.Active
-	if rec == nil {
-		return nil
-	}
-	a.log.Warn("resuming interrupted apply", "rollout", rec.Rollout, "step", rec.Step)
-	switch rec.Step {
-	case stepActivating:
-		return a.revert(ctx, rec, "agent restarted during activation", "")
-	case stepProbation:
-		m, err := artifacts.ParseManifest(rec.Manifest)
-		if err != nil {
-			return a.revert(ctx, rec, fmt.Sprintf("agent restarted during probation and cannot re-check: %v", err), "")
-		}
-		return a.probation(ctx, rec, m)
-	default:
-		a.journal.Active = nil
-		return a.journal.save(a.files.journal())
-	}
 }

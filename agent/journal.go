@@ -6,18 +6,25 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"time"
 
 	"github.com/drover-dev/drover/controlplane/api"
 	"github.com/drover-dev/drover/pki"
 )
 
 // Steps of an apply, as the journal records them. Each is written durably
-// before the agent acts on it.
+// before the agent acts on it:
+//
+//	downloading → verifying → staged → [waiting] → activating → probation → (done)
+//	                                      activating | probation → reverting → (done)
 const (
-	stepDownloading = "downloading"
-	stepStaged      = "staged"
-	stepActivating  = "activating"
-	stepProbation   = "probation"
+	stepDownloading = "downloading" // fetching chunks into the cache
+	stepVerifying   = "verifying"   // unpacking the verified payload beside the running release
+	stepStaged      = "staged"      // ready; activation may wait for a window
+	stepWaiting     = "waiting"     // waiting for a maintenance window
+	stepActivating  = "activating"  // switching current and running the activation hooks
+	stepProbation   = "probation"   // the new release runs; its health decides
+	stepReverting   = "reverting"   // switching back to the previous release
 )
 
 // maxDone bounds how many finished rollouts the journal remembers.
@@ -33,6 +40,20 @@ type journal struct {
 	Outbox []api.Report `json:"outbox,omitempty"`
 	// InventoryDigest is the digest of the last inventory a server accepted.
 	InventoryDigest string `json:"inventory_digest,omitempty"`
+	// Halted is set, with the reason, when neither the new release nor the
+	// previous one could be made healthy: the agent then leaves the host
+	// alone until an operator runs drover-agent clear-halt.
+	Halted string `json:"halted,omitempty"`
+	// LastChecks are the results of the last round of health checks.
+	LastChecks []checkResult `json:"last_checks,omitempty"`
+}
+
+// checkResult is one health check's outcome.
+type checkResult struct {
+	Name   string    `json:"name"`
+	OK     bool      `json:"ok"`
+	Output string    `json:"output,omitempty"`
+	At     time.Time `json:"at"`
 }
 
 type applyRecord struct {
@@ -44,6 +65,14 @@ type applyRecord struct {
 	// Manifest is the verified manifest, kept to re-run its checks after
 	// a crash during probation.
 	Manifest []byte `json:"manifest"`
+	// StartAt is when activation may begin: a random moment early in the
+	// window the apply waited for, so that hosts do not all restart at once.
+	StartAt time.Time `json:"start_at,omitempty"`
+	// ActivatedAt is when the switch happened; probation counts from it.
+	ActivatedAt time.Time `json:"activated_at,omitempty"`
+	// Reason and Output say why a revert began.
+	Reason string `json:"reason,omitempty"`
+	Output string `json:"output,omitempty"`
 }
 
 type doneRecord struct {

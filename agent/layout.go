@@ -18,6 +18,7 @@ func (l layout) config() string         { return filepath.Join(l.dir, "agent.jso
 func (l layout) tls(name string) string { return filepath.Join(l.dir, "tls", name) }
 func (l layout) trust() string          { return filepath.Join(l.dir, "trust.json") }
 func (l layout) journal() string        { return filepath.Join(l.dir, "journal.json") }
+func (l layout) clearHalt() string      { return filepath.Join(l.dir, "clear-halt") }
 func (l layout) cache() string          { return filepath.Join(l.dir, "cache") }
 func (l layout) apps() string           { return filepath.Join(l.dir, "apps") }
 func (l layout) app(app string) string  { return filepath.Join(l.dir, "apps", app) }

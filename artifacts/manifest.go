@@ -5,7 +5,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/url"
 	"regexp"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -31,8 +34,10 @@ var (
 // encoding/json writes them in canonical (sorted-key) order.
 type Manifest struct {
 	HealthChecks []HealthCheck `json:"health_checks,omitempty"`
+	Hooks        *Hooks        `json:"hooks,omitempty"`
 	Name         string        `json:"name"`
 	Payload      Payload       `json:"payload"`
+	Probation    *Probation    `json:"probation,omitempty"`
 	Provenance   *Provenance   `json:"provenance,omitempty"`
 	Schema       int           `json:"schema"`
 	Targets      *Targets      `json:"targets,omitempty"`
@@ -65,12 +70,75 @@ type Targets struct {
 	Labels map[string]string `json:"labels,omitempty"`
 }
 
-// HealthCheck is a command run in the release directory after activation;
-// exit status 0 means healthy.
+// Health check types.
+const (
+	CheckCommand = "command" // Command exits 0
+	CheckHTTP    = "http"    // GET URL answers ExpectStatus (default 200), with BodyContains if set
+	CheckTCP     = "tcp"     // a TCP connection to Address succeeds
+	CheckProcess = "process" // a process named Process runs
+)
+
+// HealthCheck is one check of a release's health after activation. A
+// command runs in the release directory.
 type HealthCheck struct {
+	Address      string   `json:"address,omitempty"`
+	BodyContains string   `json:"body_contains,omitempty"`
+	Command      []string `json:"command,omitempty"`
+	ExpectStatus int      `json:"expect_status,omitempty"`
+	Name         string   `json:"name"`
+	Process      string   `json:"process,omitempty"`
+	Timeout      Duration `json:"timeout,omitempty"`
+	Type         string   `json:"type,omitempty"` // default command
+	URL          string   `json:"url,omitempty"`
+}
+
+// Kind is the check's type, command when unset.
+func (hc HealthCheck) Kind() string {
+	if hc.Type == "" {
+		return CheckCommand
+	}
+	return hc.Type
+}
+
+// Hook is a command run in the release directory at one point of an apply.
+type Hook struct {
 	Command []string `json:"command"`
-	Name    string   `json:"name"`
 	Timeout Duration `json:"timeout,omitempty"`
+}
+
+// Hooks are a release's commands around activation. PreActivate runs
+// before the switch (failing it aborts the apply, nothing changed);
+// Activate runs right after the switch, and again for the previous release
+// when the agent switches back (restarting a service, say); PostActivate
+// runs after Activate. A failing Activate or PostActivate reverts.
+type Hooks struct {
+	Activate     *Hook `json:"activate,omitempty"`
+	PostActivate *Hook `json:"post_activate,omitempty"`
+	PreActivate  *Hook `json:"pre_activate,omitempty"`
+}
+
+// What an agent does when it cannot reach any server during probation.
+const (
+	UnreachableRevert = "revert" // the dead-man's switch: switch back
+	UnreachableWait   = "wait"   // keep the release and wait for a server
+	UnreachableAccept = "accept" // commit on the health checks alone
+)
+
+// Probation is how long a release must prove itself after activation.
+type Probation struct {
+	// HealthyDeadline: the release fails if not healthy (for
+	// MinHealthyTime) this long after activation. Default 5m.
+	HealthyDeadline Duration `json:"healthy_deadline,omitempty"`
+	// Interval between rounds of checks. Default 2s.
+	Interval Duration `json:"interval,omitempty"`
+	// MinHealthyTime: every check must pass continuously this long. 0 =
+	// the first round that passes commits.
+	MinHealthyTime Duration `json:"min_healthy_time,omitempty"`
+	// Unreachable is revert (default), wait or accept.
+	Unreachable string `json:"unreachable,omitempty"`
+	// UnreachableAfter is how long without reaching any server counts as
+	// unreachable. Default 2m.
+	UnreachableAfter Duration `json:"unreachable_after,omitempty"`
 }
 
 // Provenance records where a release was built.
@@ -135,23 +203,43 @@ func (m *Manifest) Validate() error {
 		return bad("health_checks", "at most %d allowed", maxHealthChecks)
 	}
 	for i, hc := range m.HealthChecks {
-		field := fmt.Sprintf("health_checks[%d]", i)
-		if hc.Name == "" || len(hc.Name) > 64 || !utf8.ValidString(hc.Name) {
-			return bad(field+".name", "must be 1-64 bytes of UTF-8")
+		if err := hc.validate(fmt.Sprintf("health_checks[%d]", i)); err != nil {
+			return err
 		}
-		if len(hc.Command) == 0 || len(hc.Command) > maxCommandArgs {
-			return bad(field+".command", "must have 1-%d arguments", maxCommandArgs)
-		}
-		for _, a := range hc.Command {
-			if len(a) > maxArgBytes {
-				return bad(field+".command", "argument longer than %d bytes", maxArgBytes)
+	}
+	if h := m.Hooks; h != nil {
+		for _, hk := range []struct {
+			field string
+			hook  *Hook
+		}{{"hooks.pre_activate", h.PreActivate}, {"hooks.activate", h.Activate}, {"hooks.post_activate", h.PostActivate}} {
+			if hk.hook == nil {
+				continue
 			}
-			if !utf8.ValidString(a) {
-				return bad(field+".command", "argument is not valid UTF-8")
+			if err := validateCommand(hk.field, hk.hook.Command); err != nil {
+				return err
+			}
+			if err := validateTimeout(hk.field, hk.hook.Timeout); err != nil {
+				return err
 			}
 		}
-		if hc.Timeout < 0 || time.Duration(hc.Timeout) > maxCheckTimeout {
-			return bad(field+".timeout", "must be between 0 and %v", maxCheckTimeout)
+	}
+	if p := m.Probation; p != nil {
+		for _, d := range []struct {
+			field string
+			v     Duration
+		}{{"probation.healthy_deadline", p.HealthyDeadline}, {"probation.interval", p.Interval},
+			{"probation.min_healthy_time", p.MinHealthyTime}, {"probation.unreachable_after", p.UnreachableAfter}} {
+			if err := validateTimeout(d.field, d.v); err != nil {
+				return err
+			}
+		}
+		switch p.Unreachable {
+		case "", UnreachableRevert, UnreachableWait, UnreachableAccept:
+		default:
+			return bad("probation.unreachable", "%q: allowed values are revert, wait, accept", p.Unreachable)
+		}
+		if p.HealthyDeadline > 0 && p.MinHealthyTime > p.HealthyDeadline {
+			return bad("probation.min_healthy_time", "longer than healthy_deadline")
 		}
 	}
 	if t := m.Targets; t != nil {
@@ -178,6 +266,68 @@ func (m *Manifest) Validate() error {
 				return bad("provenance."+field, "not valid UTF-8")
 			}
 		}
+	}
+	return nil
+}
+
+func (hc HealthCheck) validate(field string) error {
+	bad := func(f, format string, args ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrInvalidManifest, field+f, fmt.Sprintf(format, args...))
+	}
+	if hc.Name == "" || len(hc.Name) > 64 || !utf8.ValidString(hc.Name) {
+		return bad(".name", "must be 1-64 bytes of UTF-8")
+	}
+	if err := validateTimeout(field+".timeout", hc.Timeout); err != nil {
+		return err
+	}
+	for _, s := range []struct{ f, v string }{{".address", hc.Address}, {".body_contains", hc.BodyContains}, {".process", hc.Process}, {".url", hc.URL}} {
+		if len(s.v) > maxArgBytes || !utf8.ValidString(s.v) {
+			return bad(s.f, "at most %d bytes of UTF-8", maxArgBytes)
+		}
+	}
+	switch hc.Kind() {
+	case CheckCommand:
+		return validateCommand(field+".command", hc.Command)
+	case CheckHTTP:
+		u, err := url.Parse(hc.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad(".url", "%q must be an http or https URL", hc.URL)
+		}
+		if hc.ExpectStatus != 0 && (hc.ExpectStatus < 100 || hc.ExpectStatus > 599) {
+			return bad(".expect_status", "%d is not an HTTP status", hc.ExpectStatus)
+		}
+	case CheckTCP:
+		if _, _, err := net.SplitHostPort(hc.Address); err != nil {
+			return bad(".address", "%q must be host:port", hc.Address)
+		}
+	case CheckProcess:
+		if hc.Process == "" || strings.ContainsRune(hc.Process, '/') {
+			return bad(".process", "a process name (as in /proc/PID/comm) is required")
+		}
+	default:
+		return bad(".type", "%q: allowed values are command, http, tcp, process", hc.Type)
+	}
+	return nil
+}
+
+func validateCommand(field string, argv []string) error {
+	if len(argv) == 0 || len(argv) > maxCommandArgs {
+		return fmt.Errorf("%w: %s: must have 1-%d arguments", ErrInvalidManifest, field, maxCommandArgs)
+	}
+	for _, a := range argv {
+		if len(a) > maxArgBytes {
+			return fmt.Errorf("%w: %s: argument longer than %d bytes", ErrInvalidManifest, field, maxArgBytes)
+		}
+		if !utf8.ValidString(a) {
+			return fmt.Errorf("%w: %s: argument is not valid UTF-8", ErrInvalidManifest, field)
+		}
+	}
+	return nil
+}
+
+func validateTimeout(field string, d Duration) error {
+	if d < 0 || time.Duration(d) > maxCheckTimeout {
+		return fmt.Errorf("%w: %s: must be between 0 and %v", ErrInvalidManifest, field, maxCheckTimeout)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/drover-dev/drover/controlplane/api"
 	"github.com/drover-dev/drover/controlplane/state"
+	"github.com/drover-dev/drover/deploy"
 	"github.com/drover-dev/drover/pki"
 )
 
@@ -124,4 +125,53 @@ func (s *Server) checkRevoked(r *http.Request) *api.Error {
 		return &api.Error{Code: api.CodeUnauthenticated, Message: fmt.Sprintf("certificate %s has been revoked", serial)}
 	}
 	return nil
+}
+
+func (s *Server) listWindows(w http.ResponseWriter, r *http.Request, _ pki.Identity) error {
+	var out []*api.Window
+	err := s.blocking(w, r, func(ws memdb.WatchSet) (index uint64) {
+		out, index = s.store.Windows(ws)
+		return index
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, nonNil(out))
+}
+
+func (s *Server) setWindow(w http.ResponseWriter, r *http.Request, caller pki.Identity) error {
+	name, err := pathID(r, "name")
+	if err != nil {
+		return err
+	}
+	var win deploy.Window
+	if err := readJSON(r, &win); err != nil {
+		return err
+	}
+	if win.Name != name {
+		return api.Errorf(api.CodeInvalid, "name: the body names %q, the path %q", win.Name, name)
+	}
+	if err := win.Validate(); err != nil {
+		return api.Errorf(api.CodeInvalid, "%v", err)
+	}
+	if err := api.ValidateLabels(win.Selector); err != nil {
+		return err
+	}
+	res, err := result(s.command(r, caller, state.CmdWindowSet, state.WindowSet{Window: win}))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, api.Created{ID: name, Index: res.Index})
+}
+
+func (s *Server) deleteWindow(w http.ResponseWriter, r *http.Request, caller pki.Identity) error {
+	name, err := pathID(r, "name")
+	if err != nil {
+		return err
+	}
+	res, err := result(s.command(r, caller, state.CmdWindowDelete, state.WindowDelete{Name: name}))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, api.Created{ID: name, Index: res.Index})
 }

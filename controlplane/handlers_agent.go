@@ -152,7 +152,7 @@ func (s *Server) desired(w http.ResponseWriter, r *http.Request, caller pki.Iden
 		}
 		out.Instructions = append(out.Instructions, api.Instruction{
 			Rollout: dep.Rollout, App: rel.App, Version: rel.Version, Manifest: rel.Manifest, Signatures: rel.Signatures,
-			Chunks: payload.List, ExpiresAt: dep.StartedAt.Add(instructionTTL),
+			Chunks: payload.List, ExpiresAt: dep.StartedAt.Add(instructionTTL), Windows: d.Windows,
 		})
 	}
 	out.Trust = s.store.TrustHistory(nil)

@@ -165,6 +165,9 @@ var expectedAccess = map[string]string{
 	"POST /v1/operators":               "admin",
 	"GET /v1/operators":                "admin",
 	"POST /v1/operators/{name}/revoke": "admin",
+	"GET /v1/windows":                  "viewer",
+	"PUT /v1/windows/{name}":           "admin",
+	"DELETE /v1/windows/{name}":        "admin",
 	"GET /v1/trust":                    "viewer",
 	"PUT /v1/trust":                    "admin",
 	"GET /v1/cluster/status":           "viewer",
@@ -378,6 +381,7 @@ func TestRevocationAndDecommission(t *testing.T) {
 	})
 	cert, key := readAgentIdentity(t, ag.Dir)
 	h1 := c.ClientWith(cert, key)
+	c.WaitConverged(10 * time.Second) // every server knows h1
 	if _, err := h1.Do(context.Background(), client.Request{Method: "GET", Path: api.PathDesired}, nil); err != nil {
 		t.Fatalf("h1 before decommission: %v", err)
 	}

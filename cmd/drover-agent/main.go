@@ -26,11 +26,19 @@ const usage = `drover-agent: applies drover releases on this host.
 Usage:
   drover-agent enroll --server URL --token TOKEN [--dir DIR] [--name NAME]
   drover-agent run [--dir DIR] [--server URL --token TOKEN --name NAME]
+                   [--facts-dir DIR] [--metrics-addr 127.0.0.1:9101]
+  drover-agent status [--dir DIR]
+  drover-agent clear-halt [--dir DIR]
   drover-agent version
 
 Examples:
   drover-agent enroll --server https://10.0.0.1:7400 --token drv1.abc...
   drover-agent run --dir /var/lib/drover
+  drover-agent status --dir /var/lib/drover
+
+status prints the apply in progress, installed releases and the last
+health checks. An agent halts when neither a new release nor the previous
+one is healthy; clear-halt lets it act again once the host is fixed.
 
 run enrolls first when the directory is not enrolled and --token is given.
 Exit codes: 0 success, 1 runtime error, 2 usage or configuration error.
@@ -44,8 +52,8 @@ func main() {
 }
 
 type options struct {
-	dir, server, token, name, logLevel string
-	pollWait                           time.Duration
+	dir, server, token, name, logLevel, factsDir, metricsAddr string
+	pollWait                                                  time.Duration
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -70,6 +78,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.name, "name", hostname, "host name to enroll as")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&o.pollWait, "poll-wait", 60*time.Second, "how long a long poll waits for a change")
+	fs.StringVar(&o.factsDir, "facts-dir", "/etc/drover/facts.d", "custom facts: *.json files and executables printing JSON")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve metrics at http://ADDR/metrics (e.g. 127.0.0.1:9101)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -88,6 +98,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	case "run":
 		err = runAgent(ctx, o, logger)
+	case "status":
+		err = agent.Status(o.dir, stdout)
+	case "clear-halt":
+		if err = agent.ClearHalt(o.dir); err == nil {
+			fmt.Fprintln(stderr, "halt cleared; the agent acts again at its next poll")
+		}
 	default:
 		fmt.Fprintf(stderr, "error: unknown command %q\n\n%s", args[0], usage)
 		return 2
@@ -118,7 +134,8 @@ func runAgent(ctx context.Context, o options, logger *slog.Logger) error {
 			return err
 		}
 	}
-	a, err := agent.New(agent.Config{Dir: o.dir, Version: version, PollWait: o.pollWait, Logger: logger})
+	a, err := agent.New(agent.Config{Dir: o.dir, Version: version, PollWait: o.pollWait, Logger: logger,
+		FactsDir: o.factsDir, MetricsAddr: o.metricsAddr})
 	if err != nil {
 		return err
 	}

@@ -15,12 +15,12 @@ import (
 )
 
 // demoApp is the application the demo releases: a script whose self-test
-// fails on a host that holds a file named simulate-failure.
+// fails on a host whose file simulate-failure names its version.
 const demoApp = `#!/bin/sh
 # hello: drover's demo application.
 if [ "$1" = "--self-test" ]; then
-  if [ -e "$DROVER_HOST_DIR/simulate-failure" ]; then
-    echo "hello VERSION: self-test failed on $DROVER_HOST: $DROVER_HOST_DIR/simulate-failure exists" >&2
+  if grep -qx VERSION "$DROVER_HOST_DIR/simulate-failure" 2>/dev/null; then
+    echo "hello VERSION: self-test failed on $DROVER_HOST: $DROVER_HOST_DIR/simulate-failure names this version" >&2
     exit 1
   fi
   echo "hello VERSION: self-test passed"
@@ -93,8 +93,8 @@ func (a *app) runDemo(ctx context.Context, dir string, agents int) error {
 	}
 
 	broken := filepath.Base(d.agentDir[2])
-	step("Breaking %s: its health check will fail from now on", broken)
-	if err := os.WriteFile(filepath.Join(d.agentDir[2], "simulate-failure"), nil, 0o644); err != nil {
+	step("Breaking %s: hello 1.1.0's health check will fail there", broken)
+	if err := os.WriteFile(filepath.Join(d.agentDir[2], "simulate-failure"), []byte("1.1.0\n"), 0o644); err != nil {
 		return err
 	}
 	step("Releasing hello@1.1.0 and rolling it out the same way")
@@ -146,7 +146,10 @@ func (a *app) demoRelease(ctx context.Context, d *devCluster, version string, lo
 	}
 	m, err := d.admin.Release(ctx, artifacts.Manifest{Schema: 1, Name: "hello", Version: version,
 		HealthChecks: []artifacts.HealthCheck{{Name: "self-test", Command: []string{"bin/hello", "--self-test"}, Timeout: artifacts.Duration(10 * time.Second)}},
-		Provenance:   &artifacts.Provenance{Builder: "drover demo", BuildID: "demo-" + version},
+		// A demo should not wait the default five minutes for a check
+		// that will not pass.
+		Probation:  &artifacts.Probation{HealthyDeadline: artifacts.Duration(3 * time.Second), Interval: artifacts.Duration(250 * time.Millisecond)},
+		Provenance: &artifacts.Provenance{Builder: "drover demo", BuildID: "demo-" + version},
 	}, payload, key)
 	if err != nil {
 		return err

@@ -1,12 +1,17 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/drover-dev/drover/artifacts/chunks"
 
@@ -197,6 +202,13 @@ type releaseFlags struct {
 	prov                   artifacts.Provenance
 	arches                 []string
 	targetLabels           string
+	httpChecks, tcpChecks  []string
+	processChecks          []string
+	hookPre, hookActivate  string
+	hookPost               string
+	minHealthy, deadline   time.Duration
+	unreachable            string
+	spec                   string
 }
 
 func (a *app) releaseCommand() *cobra.Command {
@@ -253,6 +265,16 @@ or --signature). The payload is uploaded first when --payload is given.`,
 	fl.StringVar(&f.prov.BuildID, "build-id", "", "provenance: build id")
 	fl.StringVar(&f.prov.Builder, "builder", "", "provenance: builder")
 	fl.StringSliceVar(&f.arches, "arch", nil, "targets: Go architectures the release is for (amd64, arm64, ...); default any")
+	fl.StringArrayVar(&f.httpChecks, "http-check", nil, "health check: GET URL must answer 200 (URL or URL=STATUS) (repeatable)")
+	fl.StringArrayVar(&f.tcpChecks, "tcp-check", nil, "health check: a TCP connection to HOST:PORT must succeed (repeatable)")
+	fl.StringArrayVar(&f.processChecks, "process-check", nil, "health check: a process of this name must run (repeatable)")
+	fl.StringVar(&f.hookPre, "pre-activate", "", "shell command run in the new release before the switch; failing it aborts")
+	fl.StringVar(&f.hookActivate, "activate", "", "shell command run after the switch, and for the previous release on a revert (e.g. restart the service)")
+	fl.StringVar(&f.hookPost, "post-activate", "", "shell command run after the activate hook; failing it reverts")
+	fl.DurationVar(&f.minHealthy, "min-healthy-time", 0, "probation: every check must pass continuously this long")
+	fl.DurationVar(&f.deadline, "healthy-deadline", 5*time.Minute, "probation: revert if not healthy this long after activation")
+	fl.StringVar(&f.unreachable, "unreachable", "revert", "probation: when no server is reachable: revert, wait or accept")
+	fl.StringVar(&f.spec, "spec", "", "a YAML or JSON file of manifest fields (health_checks, hooks, probation, targets, provenance); flags add to it")
 	fl.StringVar(&f.targetLabels, "target-labels", "", "targets: labels a host must have, key=value,...")
 
 	var manifestOut string
@@ -388,16 +410,79 @@ func (f *releaseFlags) newManifest(id string) (*artifacts.Manifest, error) {
 	if f.payload == "" {
 		return nil, usageErr("--payload is required")
 	}
-	var checks []artifacts.HealthCheck
-	for i, c := range f.checks {
-		checks = append(checks, artifacts.HealthCheck{Name: fmt.Sprintf("check-%d", i+1),
-			Command: []string{"sh", "-c", c}, Timeout: artifacts.Duration(f.checkTimeout)})
+	m := &artifacts.Manifest{}
+	if f.spec != "" {
+		b, err := os.ReadFile(f.spec)
+		if err != nil {
+			return nil, err
+		}
+		// YAML is a superset of JSON; field names are the manifest's.
+		var generic any
+		if err := yaml.Unmarshal(b, &generic); err != nil {
+			return nil, &exitErr{code: exitUsage, err: fmt.Errorf("--spec %s: %w", f.spec, err)}
+		}
+		js, err := json.Marshal(generic)
+		if err == nil {
+			dec := json.NewDecoder(bytes.NewReader(js))
+			dec.DisallowUnknownFields()
+			err = dec.Decode(m)
+		}
+		if err != nil {
+			return nil, &exitErr{code: exitUsage, err: fmt.Errorf("--spec %s: %w", f.spec, err)}
+		}
+	}
+	checks := m.HealthChecks
+	timeout := artifacts.Duration(f.checkTimeout)
+	add := func(hc artifacts.HealthCheck) {
+		hc.Name, hc.Timeout = fmt.Sprintf("%s-%d", hc.Kind(), len(checks)+1), timeout
+		checks = append(checks, hc)
+	}
+	for _, c := range f.checks {
+		add(artifacts.HealthCheck{Command: []string{"sh", "-c", c}})
+	}
+	for _, u := range f.httpChecks {
+		hc := artifacts.HealthCheck{Type: artifacts.CheckHTTP, URL: u}
+		if i := strings.LastIndex(u, "="); i > 0 {
+			if st, err := strconv.Atoi(u[i+1:]); err == nil {
+				hc.URL, hc.ExpectStatus = u[:i], st
+			}
+		}
+		add(hc)
+	}
+	for _, addr := range f.tcpChecks {
+		add(artifacts.HealthCheck{Type: artifacts.CheckTCP, Address: addr})
+	}
+	for _, p := range f.processChecks {
+		add(artifacts.HealthCheck{Type: artifacts.CheckProcess, Process: p})
+	}
+	hook := func(cmd string) *artifacts.Hook {
+		if cmd == "" {
+			return nil
+		}
+		return &artifacts.Hook{Command: []string{"sh", "-c", cmd}, Timeout: timeout}
+	}
+	if f.hookPre != "" || f.hookActivate != "" || f.hookPost != "" {
+		if m.Hooks == nil {
+			m.Hooks = &artifacts.Hooks{}
+		}
+		for _, h := range []struct {
+			dst **artifacts.Hook
+			cmd string
+		}{{&m.Hooks.PreActivate, f.hookPre}, {&m.Hooks.Activate, f.hookActivate}, {&m.Hooks.PostActivate, f.hookPost}} {
+			if h.cmd != "" {
+				*h.dst = hook(h.cmd)
+			}
+		}
+	}
+	if m.Probation == nil {
+		m.Probation = &artifacts.Probation{MinHealthyTime: artifacts.Duration(f.minHealthy),
+			HealthyDeadline: artifacts.Duration(f.deadline), Unreachable: f.unreachable}
 	}
 	payload, err := describePayloadFile(f.payload)
 	if err != nil {
 		return nil, err
 	}
-	m := &artifacts.Manifest{Schema: 1, Name: name, Version: ver, Payload: payload, HealthChecks: checks}
+	m.Schema, m.Name, m.Version, m.Payload, m.HealthChecks = 1, name, ver, payload, checks
 	if len(f.arches) > 0 || f.targetLabels != "" {
 		labels, err := api.ParseLabels(f.targetLabels)
 		if err != nil {
@@ -408,6 +493,9 @@ func (f *releaseFlags) newManifest(id string) (*artifacts.Manifest, error) {
 	if f.prov != (artifacts.Provenance{}) {
 		p := f.prov
 		m.Provenance = &p
+	}
+	if len(m.HealthChecks) == 0 {
+		fmt.Fprintln(os.Stderr, "warning: the release has no health checks; hosts will commit it as soon as it is activated")
 	}
 	if err := m.Validate(); err != nil {
 		return nil, &exitErr{code: exitUsage, err: err}

@@ -98,7 +98,7 @@ The CLI reads its configuration from --config, else $DROVER_CONFIG, else
 		a.keygenCommand(), a.signCommand(), a.verifyCommand(),
 		a.artifactCommand(), a.releaseCommand(), a.rolloutCommand(),
 		a.hostCommand(), a.inventoryCommand(), a.tokenCommand(), a.trustCommand(), a.operatorCommand(),
-		a.clusterCommand(), a.versionCommand(), a.benchCommand(),
+		a.clusterCommand(), a.versionCommand(), a.benchCommand(), a.windowCommand(),
 	)
 	return root
 }

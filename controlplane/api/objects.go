@@ -73,6 +73,12 @@ type Approval struct {
 	Comment string    `json:"comment,omitempty"`
 }
 
+// Window is a maintenance window held in the replicated state.
+type Window struct {
+	deploy.Window
+	Meta
+}
+
 // Host statuses.
 const (
 	HostUp   = "up"

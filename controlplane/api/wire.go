@@ -102,6 +102,9 @@ type Instruction struct {
 	Signatures [][]byte  `json:"signatures"` // .minisig files
 	Chunks     []byte    `json:"chunks"`     // the payload's chunk list; its digest is in the manifest
 	ExpiresAt  time.Time `json:"expires_at"` // an agent does not start an instruction after this
+	// Windows are the host's maintenance windows: the agent activates only
+	// inside one, before its cutoff. None: any time.
+	Windows []deploy.Window `json:"windows,omitempty"`
 }
 
 // DesiredState is what an agent's long poll returns.

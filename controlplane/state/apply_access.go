@@ -142,3 +142,28 @@ func (w *writer) pruneRevocations(now time.Time) {
 		_ = w.tx.Delete(tabRevocations, obj)
 	}
 }
+
+func (w *writer) windowSet(b WindowSet) *api.Error {
+	if err := b.Window.Validate(); err != nil {
+		return api.Errorf(api.CodeInvalid, "%v", err)
+	}
+	win := &api.Window{Window: b.Window}
+	if old, _ := w.first(tabWindows, b.Window.Name).(*api.Window); old != nil {
+		win.Meta = old.Meta
+	}
+	w.meta(&win.Meta)
+	w.insert(tabWindows, win)
+	return nil
+}
+
+func (w *writer) windowDelete(b WindowDelete) *api.Error {
+	old, _ := w.first(tabWindows, b.Name).(*api.Window)
+	if old == nil {
+		return api.Errorf(api.CodeNotFound, "window %s does not exist", b.Name)
+	}
+	if err := w.tx.Delete(tabWindows, old); err != nil {
+		panic(err)
+	}
+	w.insert(tabIndex, &tableIndex{Table: tabWindows, Index: w.index})
+	return nil
+}

@@ -31,12 +31,14 @@ const (
 	CmdRevoke
 	CmdDecommission
 	CmdApprove
+	CmdWindowSet
+	CmdWindowDelete
 )
 
 func (t CmdType) String() string {
 	names := [...]string{"", "token-create", "enroll", "trust-set", "payload-register", "release-create",
 		"rollout-create", "rollout-step", "agent-report", "inventory", "rollout-control", "host-status",
-		"cert-issued", "revoke", "decommission", "approve"}
+		"cert-issued", "revoke", "decommission", "approve", "window-set", "window-delete"}
 	if int(t) < len(names) && t != 0 {
 		return names[t]
 	}
@@ -77,6 +79,10 @@ func bodyOf(t CmdType) any {
 		return new(Decommission)
 	case CmdApprove:
 		return new(Approve)
+	case CmdWindowSet:
+		return new(WindowSet)
+	case CmdWindowDelete:
+		return new(WindowDelete)
 	}
 	return nil
 }
@@ -184,6 +190,14 @@ type (
 	Decommission struct {
 		Host   string `json:"host"`
 		Reason string `json:"reason"`
+	}
+	// WindowSet creates or replaces a maintenance window.
+	WindowSet struct {
+		Window deploy.Window `json:"window"`
+	}
+	// WindowDelete removes a maintenance window.
+	WindowDelete struct {
+		Name string `json:"name"`
 	}
 	// Approve records an approver's sign-off on a release.
 	Approve struct {

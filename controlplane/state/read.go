@@ -3,6 +3,7 @@ package state
 import (
 	"github.com/drover-dev/drover/artifacts"
 	"github.com/drover-dev/drover/controlplane/api"
+	"github.com/drover-dev/drover/deploy"
 	memdb "github.com/hashicorp/go-memdb"
 )
 
@@ -130,11 +131,29 @@ func (s *Store) TrustPolicies(ws memdb.WatchSet) ([]*api.TrustPolicy, uint64) {
 	return getAll[*api.TrustPolicy](s, ws, tabTrust, "id"), s.TableIndex(nil, tabTrust)
 }
 
-// Desired is what one host should be doing: its deployments in flight.
+// Windows returns every maintenance window and the index of the last change.
+func (s *Store) Windows(ws memdb.WatchSet) ([]*api.Window, uint64) {
+	return getAll[*api.Window](s, ws, tabWindows, "id"), s.TableIndex(nil, tabWindows)
+}
+
+// HostWindows returns the windows that apply to a host with labels.
+func HostWindows(all []*api.Window, labels map[string]string) []deploy.Window {
+	var out []deploy.Window
+	for _, w := range all {
+		if MatchLabels(labels, w.Selector) {
+			out = append(out, w.Window)
+		}
+	}
+	return out
+}
+
+// Desired is what one host should be doing: its deployments in flight,
+// under its maintenance windows.
 type Desired struct {
 	Index       uint64
 	Deployments []*api.Deployment
 	Trust       []*api.TrustPolicy
+	Windows     []deploy.Window
 }
 
 // DesiredFor returns a host's desired state. Its Index is the highest
@@ -151,6 +170,15 @@ func (s *Store) DesiredFor(ws memdb.WatchSet, host string) Desired {
 	d.Trust, _ = s.TrustPolicies(ws)
 	for _, p := range d.Trust {
 		d.Index = max(d.Index, p.ModifyIndex)
+	}
+	if len(d.Deployments) > 0 {
+		// Windows matter only while there is something to apply; a window
+		// change then wakes the host.
+		windows, index := s.Windows(ws)
+		d.Index = max(d.Index, index)
+		if h, ok := s.Host(ws, host); ok {
+			d.Windows = HostWindows(windows, h.Labels)
+		}
 	}
 	return d
 }

@@ -8,6 +8,7 @@ const (
 	tabTokens      = "tokens"
 	tabPayloads    = "payloads"
 	tabTrustLog    = "trust_log"
+	tabWindows     = "windows"
 	tabReleases    = "releases"
 	tabRollouts    = "rollouts"
 	tabDeployments = "deployments"
@@ -40,6 +41,7 @@ func schema() *memdb.DBSchema {
 		table(tabTokens, "ID"),
 		table(tabPayloads, "SHA256"),
 		table(tabTrustLog, "ID", fieldIndex("app", "App")),
+		table(tabWindows, "Name"),
 		table(tabReleases, "ID", fieldIndex("app", "App")),
 		table(tabRollouts, "ID", fieldIndex("state", "State")),
 		table(tabDeployments, "ID", fieldIndex("host", "Host"), fieldIndex("rollout", "Rollout")),
@@ -58,4 +60,4 @@ func schema() *memdb.DBSchema {
 
 // snapshotTables is every table, in the order snapshots write them.
 var snapshotTables = []string{tabHosts, tabTokens, tabPayloads, tabReleases, tabRollouts, tabDeployments, tabTrust, tabTrustLog,
-	tabIdempotent, tabOperators, tabRevocations, tabIndex}
+	tabIdempotent, tabOperators, tabRevocations, tabWindows, tabIndex}

@@ -132,6 +132,8 @@ func decodeObject(rec record) (any, error) {
 		obj = new(idempotent)
 	case tabIndex:
 		obj = new(tableIndex)
+	case tabWindows:
+		obj = new(api.Window)
 	case tabOperators:
 		obj = new(api.Operator)
 	case tabRevocations:

@@ -137,6 +137,10 @@ func (w *writer) apply() Result {
 		err = decodeAnd(w, w.decommission)
 	case CmdApprove:
 		err = decodeAnd(w, w.approve)
+	case CmdWindowSet:
+		err = decodeAnd(w, w.windowSet)
+	case CmdWindowDelete:
+		err = decodeAnd(w, w.windowDelete)
 	default:
 		panic(fmt.Sprintf("state: raft entry %d: unknown command type %d", w.index, w.cmd.Type))
 	}

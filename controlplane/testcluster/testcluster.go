@@ -311,7 +311,10 @@ func (c *Cluster) Publish(name, version string, files map[string]string, checks 
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	m, err := c.Admin.Release(context.Background(), artifacts.Manifest{Schema: 1, Name: name, Version: version, HealthChecks: checks}, payload, key)
+	// Tests want failing checks to fail fast.
+	probation := &artifacts.Probation{HealthyDeadline: artifacts.Duration(3 * time.Second), Interval: artifacts.Duration(100 * time.Millisecond)}
+	m, err := c.Admin.Release(context.Background(), artifacts.Manifest{Schema: 1, Name: name, Version: version,
+		HealthChecks: checks, Probation: probation}, payload, key)
 	if err != nil {
 		c.t.Fatalf("publish %s@%s: %v", name, version, err)
 	}
