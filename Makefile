@@ -6,7 +6,7 @@ COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BIN      := bin
 
-.PHONY: help build demo test vet race e2e clean
+.PHONY: help build demo test vet footprint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -23,6 +23,10 @@ test: vet ## vet, then run every test with the race detector
 vet: ## go vet and gofmt
 	$(GO) vet ./...
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+footprint: build ## the agent's static binary size and idle memory
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/drover-agent-static ./cmd/drover-agent
+	$(BIN)/drover bench footprint --agent-bin $(BIN)/drover-agent-static
 
 clean: ## remove built binaries
 	rm -rf $(BIN)

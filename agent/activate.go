@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -234,6 +235,7 @@ func (a *Agent) finish(ctx context.Context, rollout string, state deploy.HostSta
 	a.countApply(string(state))
 	a.journal.finish(rollout, string(state))
 	a.report(ctx, api.Report{Rollout: rollout, State: state, Reason: reason, Output: output, Current: current})
+	debug.FreeOSMemory() // downloads and unpacking leave large buffers behind
 	return nil
 }
 

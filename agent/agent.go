@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -176,6 +177,9 @@ func (a *Agent) Close() { a.client.Close() }
 // it changed, long-poll for the desired state, apply what it says.
 func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent started", "servers", a.client.Servers(), "version", a.cfg.Version)
+	// The dead-man's switch counts from the start: a probation resumed
+	// after a crash gets its full time to reach a server.
+	a.touch()
 	if a.cfg.MetricsAddr != "" {
 		if err := a.runMetrics(ctx); err != nil {
 			return err
@@ -398,6 +402,9 @@ func (a *Agent) maybeSendInventory(ctx context.Context) {
 		a.log.Error("cannot save journal", "err", err)
 	}
 	a.log.Info("inventory sent", "digest", digest[:12])
+	// Collecting (the package database above all) leaves garbage behind;
+	// an agent that now goes idle for minutes gives the memory back.
+	debug.FreeOSMemory()
 }
 
 func retryDelay(failures int) time.Duration {

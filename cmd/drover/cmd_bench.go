@@ -10,14 +10,17 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/drover-dev/drover/artifacts"
 	"github.com/drover-dev/drover/controlplane/api"
 	"github.com/drover-dev/drover/controlplane/client"
+	"github.com/drover-dev/drover/deploy"
 )
 
 // The bench commands measure a local cluster of real processes. They are
@@ -79,8 +82,134 @@ second upload sent.`,
 	}
 	upload.Flags().IntVar(&sizeMiB, "size-mib", 100, "payload size in MiB")
 	upload.Flags().StringVar(&uploadProfile, "profile", "", "write CPU profiles of the first upload (this process, and the leader) with this path prefix")
-	cmd.AddCommand(failover, writes, upload)
+	var agentBin string
+	var idle time.Duration
+	footprint := &cobra.Command{
+		Use:   "footprint [--agent-bin FILE] [--idle 30s]",
+		Short: "Measure an agent's binary size and its resident memory when idle",
+		Long: `Start a local cluster with one agent (the binary given, or the one next to
+drover), let it enroll, report and sit idle, then read its resident set
+size (VmRSS) and its binary's size. make footprint builds a static,
+stripped agent and runs this.`,
+		Example: `  drover bench footprint --agent-bin bin/drover-agent-static`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.benchFootprint(cmd.Context(), agentBin, idle)
+		},
+	}
+	footprint.Flags().StringVar(&agentBin, "agent-bin", "", "agent binary to measure")
+	footprint.Flags().DurationVar(&idle, "idle", 30*time.Second, "how long the agent sits idle before it is measured")
+	var payloadMiB int
+	apply := &cobra.Command{
+		Use:     "apply [--size-mib 10]",
+		Short:   "Time one agent from instruction to committed, for a payload of N MiB",
+		Example: `  drover bench apply --size-mib 10`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.benchApply(cmd.Context(), payloadMiB)
+		},
+	}
+	apply.Flags().IntVar(&payloadMiB, "size-mib", 10, "payload size in MiB (random data)")
+	cmd.AddCommand(failover, writes, upload, footprint, apply)
 	return cmd
+}
+
+func (a *app) benchFootprint(ctx context.Context, agentBin string, idle time.Duration) error {
+	dir, err := os.MkdirTemp("", "drover-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	d, err := startDevClusterWith(ctx, dir, 1, agentBin, func(string, ...any) {})
+	if err != nil {
+		return err
+	}
+	defer d.stop()
+	agentProc := d.procs[len(d.procs)-1]
+	fmt.Fprintf(a.stderr, "agent enrolled; idle for %v\n", idle)
+	select {
+	case <-time.After(idle):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", agentProc.cmd.Process.Pid))
+	if err != nil {
+		return err
+	}
+	rss := ""
+	for _, line := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			rss = strings.TrimSpace(strings.TrimPrefix(line, "VmRSS:"))
+		}
+	}
+	st, err := os.Stat(agentProc.cmd.Path)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "agent idle RSS %s; binary %s is %.2f MB\n", rss, agentProc.cmd.Path, float64(st.Size())/1e6)
+	return nil
+}
+
+func (a *app) benchApply(ctx context.Context, sizeMiB int) error {
+	dir, err := os.MkdirTemp("", "drover-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	d, err := startDevCluster(ctx, dir, 1, func(string, ...any) {})
+	if err != nil {
+		return err
+	}
+	defer d.stop()
+	src := filepath.Join(dir, "build")
+	if err := os.MkdirAll(filepath.Join(src, "bin"), 0o755); err != nil {
+		return err
+	}
+	data := make([]byte, sizeMiB<<20)
+	rnd := rand.New(rand.NewPCG(3, 5))
+	for i := 0; i < len(data); i += 8 {
+		binary.LittleEndian.PutUint64(data[i:], rnd.Uint64())
+	}
+	if err := os.WriteFile(filepath.Join(src, "data.bin"), data, 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(src, "bin", "app"), []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		return err
+	}
+	payload := filepath.Join(dir, "app.tar")
+	if err := packDir(src, payload, "tar"); err != nil {
+		return err
+	}
+	key, err := artifacts.LoadSecretKey(d.key, "")
+	if err != nil {
+		return err
+	}
+	if _, err := d.admin.Release(ctx, artifacts.Manifest{Schema: 1, Name: "app", Version: "1.0.0",
+		HealthChecks: []artifacts.HealthCheck{{Name: "runs", Command: []string{"bin/app"}}}}, payload, key); err != nil {
+		return err
+	}
+	syscall.Sync()
+	req, _ := rolloutRequest("app@1.0.0", "100%", "0", "", 0)
+	created, err := d.admin.CreateRollout(ctx, req)
+	if err != nil {
+		return err
+	}
+	var st *api.RolloutStatus
+	for index := created.Index - 1; ; {
+		if st, index, err = d.admin.Rollout(ctx, created.ID, index, "30s"); err != nil {
+			return err
+		}
+		if st.Rollout.State != api.RolloutRunning {
+			break
+		}
+	}
+	h := st.Hosts[0]
+	if h.State != deploy.Succeeded {
+		return fmt.Errorf("the apply ended %s: %s", h.State, h.Reason)
+	}
+	fmt.Fprintf(a.stdout, "instruction to committed, %d MiB payload, health check passing at once, min_healthy_time 0: %v\n",
+		sizeMiB, h.UpdatedAt.Sub(h.StartedAt).Round(time.Millisecond))
+	return nil
 }
 
 // benchUpload uploads a payload of n MiB of random files, then a version

@@ -38,16 +38,23 @@ type devCluster struct {
 
 // startDevCluster starts the servers, trusts a fresh signing key, and
 // starts the agents with a join token.
-func startDevCluster(ctx context.Context, dir string, agents int, logf func(string, ...any)) (_ *devCluster, err error) {
+func startDevCluster(ctx context.Context, dir string, agents int, logf func(string, ...any)) (*devCluster, error) {
+	return startDevClusterWith(ctx, dir, agents, "", logf)
+}
+
+// startDevClusterWith is startDevCluster with a given agent binary ("":
+// the one next to this binary, else on PATH).
+func startDevClusterWith(ctx context.Context, dir string, agents int, agentBin string, logf func(string, ...any)) (_ *devCluster, err error) {
 	d := &devCluster{dir: dir, logf: logf}
 	defer func() {
 		if err != nil {
 			d.stop()
 		}
 	}()
-	agentBin, err := siblingBinary("drover-agent")
-	if err != nil {
-		return nil, err
+	if agentBin == "" {
+		if agentBin, err = siblingBinary("drover-agent"); err != nil {
+			return nil, err
+		}
 	}
 	self, err := os.Executable()
 	if err != nil {

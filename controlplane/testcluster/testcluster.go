@@ -44,6 +44,9 @@ type Cluster struct {
 	// AgentClock is the clock of agents started from now on (default the
 	// system clock); the servers always use the system clock.
 	AgentClock deploy.Clock
+	// AgentConfig, when set, adjusts the configuration of agents started
+	// from now on.
+	AgentConfig func(*agent.Config)
 
 	clock  deploy.Clock
 	mu     sync.Mutex
@@ -206,7 +209,11 @@ func (c *Cluster) StartAgent(name, dir, token string) *Agent {
 	if wait == 0 {
 		wait = 5 * time.Second
 	}
-	a, err := agent.New(agent.Config{Dir: dir, Version: "test", PollWait: wait, Logger: c.Log, Clock: c.AgentClock})
+	cfg := agent.Config{Dir: dir, Version: "test", PollWait: wait, Logger: c.Log, Clock: c.AgentClock}
+	if c.AgentConfig != nil {
+		c.AgentConfig(&cfg)
+	}
+	a, err := agent.New(cfg)
 	if err != nil {
 		c.t.Fatalf("agent %s: %v", name, err)
 	}
@@ -283,6 +290,15 @@ func freeAddr(t testing.TB) string {
 // executable, without the star) as name@version with the health checks,
 // signs it with the secret key file, uploads it and records the release.
 func (c *Cluster) Publish(name, version string, files map[string]string, checks []artifacts.HealthCheck, keyPath string) *artifacts.Manifest {
+	return c.PublishManifest(artifacts.Manifest{Name: name, Version: version, HealthChecks: checks}, files, keyPath)
+}
+
+// PublishManifest is Publish with a whole manifest (hooks, probation,
+// targets): its name, version and health checks are used as they are, its
+// payload is made from files. Without probation settings, the tests'
+// defaults apply (a failing check fails after 3 s).
+func (c *Cluster) PublishManifest(tmpl artifacts.Manifest, files map[string]string, keyPath string) *artifacts.Manifest {
+	name, version := tmpl.Name, tmpl.Version
 	c.t.Helper()
 	src := c.t.TempDir()
 	for p, content := range files {
@@ -311,10 +327,11 @@ func (c *Cluster) Publish(name, version string, files map[string]string, checks 
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	// Tests want failing checks to fail fast.
-	probation := &artifacts.Probation{HealthyDeadline: artifacts.Duration(3 * time.Second), Interval: artifacts.Duration(100 * time.Millisecond)}
-	m, err := c.Admin.Release(context.Background(), artifacts.Manifest{Schema: 1, Name: name, Version: version,
-		HealthChecks: checks, Probation: probation}, payload, key)
+	tmpl.Schema = 1
+	if tmpl.Probation == nil { // tests want failing checks to fail fast
+		tmpl.Probation = &artifacts.Probation{HealthyDeadline: artifacts.Duration(3 * time.Second), Interval: artifacts.Duration(100 * time.Millisecond)}
+	}
+	m, err := c.Admin.Release(context.Background(), tmpl, payload, key)
 	if err != nil {
 		c.t.Fatalf("publish %s@%s: %v", name, version, err)
 	}
@@ -344,6 +361,26 @@ func (c *Cluster) SigningKey() string {
 		c.t.Fatalf("set trust: %v", err)
 	}
 	return keyPath
+}
+
+// RolloutWith starts a rollout of release over the hosts matching
+// selector, in one wave, and returns its ID.
+func (c *Cluster) RolloutWith(release string, selector map[string]string) string {
+	c.t.Helper()
+	w, _ := deploy.ParseWaves("100%")
+	created, err := c.Admin.CreateRollout(context.Background(), api.RolloutRequest{Release: release, Selector: selector, Plan: deploy.Plan{Waves: w}})
+	if err != nil {
+		c.t.Fatalf("create rollout of %s: %v", release, err)
+	}
+	return created.ID
+}
+
+// SetWindow creates or replaces a maintenance window.
+func (c *Cluster) SetWindow(w deploy.Window) {
+	c.t.Helper()
+	if _, err := c.Admin.Do(context.Background(), client.Request{Method: "PUT", Path: "/v1/windows/" + w.Name, JSON: w}, nil); err != nil {
+		c.t.Fatalf("set window %s: %v", w.Name, err)
+	}
 }
 
 // WaitRollout waits until the rollout's state is one of states and
