@@ -33,48 +33,87 @@ func (s *Server) runEngine(ctx context.Context) {
 	defer log.Info("rollout engine stopped")
 	for ctx.Err() == nil {
 		ws := memdb.NewWatchSet()
+		now := s.clock.Now()
+		wake := now.Add(engineIdle)
 		for _, r := range s.store.RunningRollouts(ws) {
-			s.step(log, r, s.store.RolloutHosts(ws, r))
+			if at := s.step(log, ws, r, now); !at.IsZero() && at.Before(wake) {
+				wake = at
+			}
 		}
-		wctx, cancel := context.WithTimeout(ctx, engineIdle)
+		for _, r := range s.store.QueuedRollouts(ws) {
+			s.startQueued(log, ws, r)
+		}
+		wctx, cancel := context.WithTimeout(ctx, max(wake.Sub(now), 10*time.Millisecond))
 		_ = ws.WatchCtx(wctx)
 		cancel()
 	}
 }
 
-// step makes and commits one decision for one rollout.
-func (s *Server) step(log *slog.Logger, r *api.Rollout, hosts []*api.Deployment) {
+// step makes and commits one decision for one rollout, and says when to
+// decide again if nothing changes before then.
+func (s *Server) step(log *slog.Logger, ws memdb.WatchSet, r *api.Rollout, now time.Time) time.Time {
+	hosts := s.store.RolloutHosts(ws, r)
 	if len(hosts) != len(r.Targets) {
-		return // state is being restored; the next wake-up sees all of it
+		return time.Time{} // state is being restored; the next wake-up sees all of it
 	}
-	p := deploy.Progress{Plan: r.Plan, Sizes: r.Sizes, Wave: r.Wave, Hosts: make([]deploy.HostState, len(hosts))}
+	p := deploy.Progress{Plan: r.Plan, Sizes: r.Sizes, Wave: r.Wave, Now: now, WaveDoneAt: r.WaveDoneAt, Promoted: r.Promoted,
+		RollingBack: r.State == api.RolloutRollingBack,
+		Hosts:       make([]deploy.HostState, len(hosts)), Updated: make([]time.Time, len(hosts))}
 	for i, d := range hosts {
-		p.Hosts[i] = d.State
+		p.Hosts[i], p.Updated[i] = d.State, d.UpdatedAt
 	}
+	p.Held, p.Budget = s.store.StartLimits(ws, r, hosts, now)
 	d := deploy.Decide(p)
 	if d.Empty(p) {
-		return
+		return d.Wake
 	}
-	step := state.RolloutStep{Rollout: r.ID, ExpectIndex: r.ModifyIndex, Wave: d.Wave, Outcome: d.Outcome, Reason: d.Reason}
+	step := state.RolloutStep{Rollout: r.ID, ExpectIndex: r.ModifyIndex, Wave: d.Wave, WaveDone: d.WaveDone, Outcome: d.Outcome, Reason: d.Reason, Tripped: d.Tripped}
 	for _, i := range d.Start {
 		step.Start = append(step.Start, hosts[i].Host)
 	}
-	cmd, err := state.NewCommand(state.CmdRolloutStep, "engine@"+s.cfg.ID, "", step)
+	for _, i := range d.TimedOut {
+		step.TimedOut = append(step.TimedOut, hosts[i].Host)
+	}
+	if s.engineWrite(log, r.ID, state.CmdRolloutStep, step) {
+		log.Info("rollout step", "rollout", r.ID, "wave", d.Wave+1, "started", step.Start, "timed_out", step.TimedOut, "outcome", d.Outcome, "reason", d.Reason)
+	}
+	return d.Wake
+}
+
+// startQueued starts a queued rollout once every rollout it waits for has
+// ended. The state machine runs its readiness review; if a gate fails the
+// rollout becomes pending for an operator to decide.
+func (s *Server) startQueued(log *slog.Logger, ws memdb.WatchSet, r *api.Rollout) {
+	for _, id := range r.After {
+		prev, ok := s.store.Rollout(ws, id)
+		if ok && !prev.Terminal() {
+			return
+		}
+	}
+	if s.engineWrite(log, r.ID, state.CmdRolloutStart, state.RolloutStart{Rollout: r.ID}) {
+		log.Info("queued rollout's turn", "rollout", r.ID, "after", r.After)
+	}
+}
+
+// engineWrite commits one engine command while this server leads.
+func (s *Server) engineWrite(log *slog.Logger, rollout string, typ state.CmdType, body any) bool {
+	cmd, err := state.NewCommand(typ, "engine@"+s.cfg.ID, "", body)
 	if err != nil {
-		log.Warn("cannot encode decision", "rollout", r.ID, "err", err)
-		return
+		log.Warn("cannot encode decision", "rollout", rollout, "err", err)
+		return false
 	}
 	if !s.IsLeader() {
-		return
+		return false
 	}
 	res, err := s.applyLocal(cmd)
 	switch {
 	case err != nil:
-		log.Warn("decision not committed", "rollout", r.ID, "err", err)
+		log.Warn("decision not committed", "rollout", rollout, "err", err)
 	case res.Err != nil:
-		log.Warn("decision refused", "rollout", r.ID, "err", res.Err)
+		log.Warn("decision refused", "rollout", rollout, "err", res.Err)
 	default:
 		s.metrics.engineRuns.Inc()
-		log.Info("rollout step", "rollout", r.ID, "wave", d.Wave+1, "started", step.Start, "outcome", d.Outcome, "reason", d.Reason)
+		return true
 	}
+	return false
 }

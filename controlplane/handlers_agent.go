@@ -223,6 +223,12 @@ func (s *Server) putInventory(w http.ResponseWriter, r *http.Request, caller pki
 // command builds a command from a request and writes it. The client's
 // Idempotency-Key, when given, is scoped to the caller.
 func (s *Server) command(r *http.Request, caller pki.Identity, t state.CmdType, body any) (state.Result, error) {
+	return s.commandStep(r, caller, "", t, body)
+}
+
+// commandStep is command for the second and later commands of one request:
+// step tells their idempotency keys apart.
+func (s *Server) commandStep(r *http.Request, caller pki.Identity, step string, t state.CmdType, body any) (state.Result, error) {
 	if err := s.diskError(); err != nil {
 		return state.Result{}, err
 	}
@@ -231,9 +237,9 @@ func (s *Server) command(r *http.Request, caller pki.Identity, t state.CmdType, 
 		if len(k) > 128 {
 			return state.Result{}, api.Errorf(api.CodeInvalid, "%s: longer than 128 bytes", api.HeaderIdempotencyKey)
 		}
-		key = caller.String() + "|" + k
+		key = caller.Principal() + "|" + k + step
 	}
-	cmd, err := state.NewCommand(t, caller.String(), key, body)
+	cmd, err := state.NewCommand(t, caller.Principal(), key, body)
 	if err != nil {
 		return state.Result{}, err
 	}

@@ -73,22 +73,6 @@ func (s *Server) listRollouts(w http.ResponseWriter, r *http.Request, _ pki.Iden
 	return writeJSON(w, http.StatusOK, nonNil(out))
 }
 
-func (s *Server) createRollout(w http.ResponseWriter, r *http.Request, caller pki.Identity) error {
-	var req api.RolloutRequest
-	if err := readJSON(r, &req); err != nil {
-		return err
-	}
-	if err := req.Plan.Validate(); err != nil {
-		return api.Errorf(api.CodeInvalid, "%v", err)
-	}
-	res, err := result(s.command(r, caller, state.CmdRolloutCreate, state.RolloutCreate(req)))
-	if err != nil {
-		return err
-	}
-	s.log.Info("rollout created", "rollout", res.ID, "release", req.Release, "by", caller.String())
-	return writeJSON(w, http.StatusCreated, api.Created{ID: res.ID, Index: res.Index})
-}
-
 // getRollout returns a rollout and its hosts; with ?index it blocks until
 // either changes.
 func (s *Server) getRollout(w http.ResponseWriter, r *http.Request, _ pki.Identity) error {
@@ -117,22 +101,6 @@ func (s *Server) getRollout(w http.ResponseWriter, r *http.Request, _ pki.Identi
 		return api.Errorf(api.CodeNotFound, "rollout %s does not exist", id)
 	}
 	return writeJSON(w, http.StatusOK, out)
-}
-
-func (s *Server) controlRollout(w http.ResponseWriter, r *http.Request, caller pki.Identity) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	var req api.RolloutControlRequest
-	if err := readJSON(r, &req); err != nil {
-		return err
-	}
-	res, err := result(s.command(r, caller, state.CmdRolloutControl, state.RolloutControl{Rollout: id, Action: req.Action, Reason: req.Reason}))
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, api.Created{ID: id, Index: res.Index})
 }
 
 func (s *Server) listHosts(w http.ResponseWriter, r *http.Request, _ pki.Identity) error {

@@ -4,7 +4,18 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
+
+// What a rollout does when its failure threshold trips.
+const (
+	OnFailurePause    = "pause"    // stop starting hosts; an operator decides
+	OnFailureRollback = "rollback" // take the updated hosts back, in waves
+)
+
+// DefaultHostTimeout is how long a host may go without progress (outside
+// its maintenance window) before it counts as failed.
+const DefaultHostTimeout = 30 * time.Minute
 
 // Plan is how a rollout proceeds.
 type Plan struct {
@@ -15,6 +26,24 @@ type Plan struct {
 	// MaxFailures is the failure threshold for the whole rollout; see
 	// Threshold for exactly when it trips.
 	MaxFailures Threshold `json:"max_failures"`
+	// WaveMaxFailures, when set, is also a threshold within each wave: over
+	// the hosts of the current wave, as a count or a percentage of them.
+	WaveMaxFailures *Threshold `json:"wave_max_failures,omitempty"`
+	// BakeTime is how long a finished wave runs before the next starts.
+	BakeTime time.Duration `json:"bake_time,omitempty"`
+	// ManualPromote: the next wave starts only on `drover rollout promote`
+	// (after the bake time); otherwise waves follow automatically.
+	ManualPromote bool `json:"manual_promote,omitempty"`
+	// OnFailure is pause (default) or rollback.
+	OnFailure string `json:"on_failure,omitempty"`
+	// NotBefore: no host starts before this time.
+	NotBefore time.Time `json:"not_before,omitempty"`
+	// Deadline: the rollout pauses if not complete by then.
+	Deadline time.Time `json:"deadline,omitempty"`
+	// HostTimeout: a host that makes no progress this long — not counting
+	// time waiting for its maintenance window — counts as failed. Default
+	// DefaultHostTimeout.
+	HostTimeout time.Duration `json:"host_timeout,omitempty"`
 }
 
 // Validate checks the plan.
@@ -25,7 +54,33 @@ func (p Plan) Validate() error {
 	if p.MaxParallel < 0 {
 		return fmt.Errorf("%w: max_parallel: must be 0 (no limit) or more, got %d", ErrInvalidPlan, p.MaxParallel)
 	}
+	if p.WaveMaxFailures != nil {
+		if err := p.WaveMaxFailures.Validate(); err != nil {
+			return fmt.Errorf("wave_%w", err)
+		}
+	}
+	if p.BakeTime < 0 || p.BakeTime > 30*24*time.Hour {
+		return fmt.Errorf("%w: bake_time: between 0 and 720h", ErrInvalidPlan)
+	}
+	switch p.OnFailure {
+	case "", OnFailurePause, OnFailureRollback:
+	default:
+		return fmt.Errorf("%w: on_failure: %q: allowed values are pause, rollback", ErrInvalidPlan, p.OnFailure)
+	}
+	if !p.Deadline.IsZero() && !p.NotBefore.IsZero() && !p.Deadline.After(p.NotBefore) {
+		return fmt.Errorf("%w: deadline: must be after not_before", ErrInvalidPlan)
+	}
+	if p.HostTimeout < 0 {
+		return fmt.Errorf("%w: host_timeout: must be 0 (the default, %v) or more", ErrInvalidPlan, DefaultHostTimeout)
+	}
 	return p.MaxFailures.Validate()
+}
+
+func (p Plan) hostTimeout() time.Duration {
+	if p.HostTimeout == 0 {
+		return DefaultHostTimeout
+	}
+	return p.HostTimeout
 }
 
 // Threshold is a number of failed hosts tolerated, given as a count or as

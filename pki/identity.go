@@ -77,6 +77,12 @@ type Identity struct {
 	Role Role
 }
 
+// Principal names who id is, without its role: the name that goes on the
+// record (creator, approver, audit actor). A role can change when a new
+// certificate is issued; the person does not, so separation of duties
+// compares principals.
+func (id Identity) Principal() string { return string(id.Kind) + "/" + id.Name }
+
 // String renders id for logs and messages, e.g. "agent/web-1" or
 // "operator/alice (admin)".
 func (id Identity) String() string {

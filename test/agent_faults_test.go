@@ -255,7 +255,7 @@ func TestHooksAndFlappingChecks(t *testing.T) {
 				tc.current = tmpl.Version
 			}
 			c.PublishManifest(tmpl, map[string]string{"bin/web*": "#!/bin/sh\n"}, key)
-			id := c.RolloutWith("web@"+tmpl.Version, hostLabel(host))
+			id := rolloutOverriding(c, "web@"+tmpl.Version, hostLabel(host), "the hooks are the test")
 			c.WaitRollout(id, 60*time.Second, api.RolloutPaused, api.RolloutCompleted)
 			d := deployment(c, id, host)
 			want := tc.current
@@ -376,4 +376,17 @@ func TestWindowsAndClockJumps(t *testing.T) {
 	})
 	behind.advance(-24 * time.Hour)
 	observe(t, 4*time.Second, "no activation on the host whose clock is a day behind", func() bool { return current(t, back, "web") == "1.0.0" })
+}
+
+// rolloutOverriding starts a rollout in one wave as an admin who overrides
+// failed readiness gates (a release without health checks, say).
+func rolloutOverriding(c *testcluster.Cluster, release string, selector map[string]string, reason string) string {
+	c.T().Helper()
+	w, _ := deploy.ParseWaves("100%")
+	created, err := c.Admin.CreateRollout(context.Background(), api.RolloutRequest{Release: release, Selector: selector,
+		Plan: deploy.Plan{Waves: w}, Start: true, Override: reason})
+	if err != nil {
+		c.T().Fatalf("create rollout of %s: %v", release, err)
+	}
+	return created.ID
 }

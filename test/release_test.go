@@ -69,7 +69,7 @@ func (f *fleet) rollout(t *testing.T, release, waves string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	created, err := f.Admin.CreateRollout(context.Background(), api.RolloutRequest{Release: release, Plan: deploy.Plan{Waves: w}})
+	created, err := f.Admin.CreateRollout(context.Background(), api.RolloutRequest{Release: release, Plan: deploy.Plan{Waves: w}, Start: true})
 	if err != nil {
 		t.Fatalf("create rollout: %v", err)
 	}

@@ -190,6 +190,7 @@ func (a *app) benchApply(ctx context.Context, sizeMiB int) error {
 	}
 	syscall.Sync()
 	req, _ := rolloutRequest("app@1.0.0", "100%", "0", "", 0)
+	req.Start = true
 	created, err := d.admin.CreateRollout(ctx, req)
 	if err != nil {
 		return err

@@ -164,6 +164,7 @@ func (a *app) demoRollout(ctx context.Context, d *devCluster, release string) er
 	if err != nil {
 		return err
 	}
+	req.Start = true
 	created, err := d.admin.CreateRollout(ctx, req)
 	if err != nil {
 		return err

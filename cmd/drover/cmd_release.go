@@ -356,7 +356,7 @@ created a release cannot approve it, and each approver approves once.`,
 		},
 	}
 	approve.Flags().StringVar(&comment, "comment", "", "a note for the record, such as a change ticket")
-	cmd.AddCommand(create, manifest, list, showRel, approve)
+	cmd.AddCommand(create, manifest, list, showRel, approve, a.readinessCommand())
 	return cmd
 }
 

@@ -99,6 +99,7 @@ The CLI reads its configuration from --config, else $DROVER_CONFIG, else
 		a.artifactCommand(), a.releaseCommand(), a.rolloutCommand(),
 		a.hostCommand(), a.inventoryCommand(), a.tokenCommand(), a.trustCommand(), a.operatorCommand(),
 		a.clusterCommand(), a.versionCommand(), a.benchCommand(), a.windowCommand(),
+		a.freezeCommand(), a.auditCommand(), a.scheduleCommand(), a.settingsCommand(),
 	)
 	return root
 }

@@ -25,10 +25,11 @@ type watchEvent struct {
 	Output  string    `json:"output,omitempty"`
 }
 
-// watch follows a rollout with blocking queries until it leaves the
-// running state, printing what changed. It returns an exit code 3 error
-// when the rollout ends without completing. A non-zero index makes the
-// first read wait until the server has something newer (read your writes).
+// watch follows a rollout with blocking queries until it ends, printing
+// what changed; a rollout that rolls back is followed into its rollback.
+// It returns an exit code 3 error when the rollout ends without
+// completing. A non-zero index makes the first read wait until the server
+// has something newer (read your writes).
 func (a *app) watch(ctx context.Context, c *client.Client, id string, index uint64) error {
 	var prev *api.RolloutStatus
 	for {
@@ -41,15 +42,23 @@ func (a *app) watch(ctx context.Context, c *client.Client, id string, index uint
 			a.printEvent(ev)
 		}
 		prev = st
+		r := st.Rollout
+		switch {
 		// A paused rollout starts no new host, but those in flight finish:
 		// wait for them, so the last lines show every outcome.
-		if st.Rollout.State == api.RolloutRunning || inFlight(st) > 0 {
+		case r.State == api.RolloutRunning || r.State == api.RolloutQueued || inFlight(st) > 0:
 			continue
-		}
-		if st.Rollout.State == api.RolloutCompleted {
+		case r.State == api.RolloutRollingBack && r.RollbackID == "":
+			continue
+		case r.State == api.RolloutRollingBack:
+			if err := a.watch(ctx, c, r.RollbackID, 0); err != nil {
+				return err
+			}
+			continue // the rollback ended: read the rollout's final state
+		case r.State == api.RolloutCompleted:
 			return nil
 		}
-		return &exitErr{code: exitIncomplete, err: fmt.Errorf("rollout %s %s: %s", id, st.Rollout.State, st.Rollout.Reason)}
+		return &exitErr{code: exitIncomplete, err: fmt.Errorf("rollout %s %s: %s", id, r.State, r.Reason)}
 	}
 }
 

@@ -71,3 +71,12 @@ func (c Code) Status() int {
 		return 500
 	}
 }
+
+// CodeOf returns the code of err if it is an *Error, else CodeInternal.
+func CodeOf(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeInternal
+}

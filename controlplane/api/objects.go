@@ -124,34 +124,101 @@ type Release struct {
 	Meta
 }
 
-// Rollout states.
+// Rollout states. A rollout holds its hosts (one change per host) while
+// pending, queued, running, paused or rolling back.
 const (
-	RolloutRunning   = "running"
-	RolloutPaused    = "paused"
-	RolloutCompleted = "completed"
+	RolloutPending     = "pending"      // created; not started (a readiness gate failed, or asked so)
+	RolloutQueued      = "queued"       // starts when the rollout it follows ends
+	RolloutRunning     = "running"      // hosts are being updated (or wait for not_before)
+	RolloutPaused      = "paused"       // no host starts until resumed
+	RolloutCompleted   = "completed"    // every target is done
+	RolloutAborted     = "aborted"      // stopped for good; pending hosts skipped
+	RolloutRollingBack = "rolling-back" // its rollback rollout runs
+	RolloutRolledBack  = "rolled-back"  // its rollback rollout completed
 )
 
-// Rollout is one release going out to a fixed, ordered set of hosts.
+// Rollout kinds.
+const (
+	KindRelease  = "release"  // a release going out
+	KindRollback = "rollback" // hosts of another rollout going back, each to its previous release
+)
+
+// Rollout is one release going out to a fixed, ordered set of hosts (or,
+// for a rollback, hosts going back to what they ran before).
 type Rollout struct {
-	ID        string            `json:"id"`
-	Release   string            `json:"release"`
-	App       string            `json:"app"`
-	Version   string            `json:"version"`
-	Selector  map[string]string `json:"selector,omitempty"`
-	Plan      deploy.Plan       `json:"plan"`
-	Targets   []string          `json:"targets"` // host IDs in rollout order
-	Sizes     []int             `json:"sizes"`   // cumulative wave sizes
-	Wave      int               `json:"wave"`
-	State     string            `json:"state"`
-	Reason    string            `json:"reason,omitempty"`
-	CreatedBy string            `json:"created_by"`
-	CreatedAt time.Time         `json:"created_at"`
-	UpdatedAt time.Time         `json:"updated_at"`
+	ID       string            `json:"id"`
+	Kind     string            `json:"kind"`
+	Release  string            `json:"release"` // for a rollback: the release being backed out
+	App      string            `json:"app"`
+	Version  string            `json:"version"`
+	Selector map[string]string `json:"selector,omitempty"`
+	Plan     deploy.Plan       `json:"plan"`
+	Targets  []string          `json:"targets"` // host IDs in rollout order
+	Sizes    []int             `json:"sizes"`   // cumulative wave sizes
+	Wave     int               `json:"wave"`
+	// WaveDoneAt is when the current wave finished; its bake time counts
+	// from it. Promoted is the highest wave an operator let start.
+	WaveDoneAt time.Time `json:"wave_done_at,omitempty"`
+	Promoted   int       `json:"promoted,omitempty"`
+	State      string    `json:"state"`
+	Reason     string    `json:"reason,omitempty"`
+	// After names the rollouts a queued one waits for.
+	After []string `json:"after,omitempty"`
+	// RollbackOf / RollbackID link a rollback and the rollout it backs out.
+	RollbackOf string `json:"rollback_of,omitempty"`
+	RollbackID string `json:"rollback_id,omitempty"`
+	// Gates are the readiness review of the last start attempt; Overrides
+	// record an admin starting despite failed gates.
+	Gates     []Gate     `json:"gates,omitempty"`
+	Overrides []Override `json:"overrides,omitempty"`
+	CreatedBy string     `json:"created_by"`
+	CreatedAt time.Time  `json:"created_at"`
+	StartedBy string     `json:"started_by,omitempty"`
+	StartedAt time.Time  `json:"started_at,omitempty"`
+	EndedAt   time.Time  `json:"ended_at,omitempty"`
+	UpdatedAt time.Time  `json:"updated_at"`
 	Meta
 }
 
-// Active reports whether the rollout still holds its hosts.
-func (r *Rollout) Active() bool { return r.State != RolloutCompleted }
+// Active reports whether the rollout holds its hosts.
+func (r *Rollout) Active() bool {
+	switch r.State {
+	case RolloutPending, RolloutQueued, RolloutRunning, RolloutPaused, RolloutRollingBack:
+		return true
+	}
+	return false
+}
+
+// Terminal reports whether the rollout is over for good.
+func (r *Rollout) Terminal() bool {
+	switch r.State {
+	case RolloutCompleted, RolloutAborted, RolloutRolledBack:
+		return true
+	}
+	return false
+}
+
+// Gate is one item of a readiness review.
+type Gate struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// Override records an admin starting a rollout despite failed gates or a
+// freeze.
+type Override struct {
+	By     string    `json:"by"`
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason"`
+	Gates  []string  `json:"gates"` // the gates that had failed
+}
+
+// Transition is a host's state change, for the post-release review.
+type Transition struct {
+	State deploy.HostState `json:"state"`
+	At    time.Time        `json:"at"`
+}
 
 // Deployment is one host in one rollout.
 type Deployment struct {
@@ -165,11 +232,70 @@ type Deployment struct {
 	State   deploy.HostState `json:"state"`
 	Reason  string           `json:"reason,omitempty"`
 	Output  string           `json:"output,omitempty"` // tail of the failing check's output
+	// From is the version the host ran when it was instructed: what a
+	// rollback takes it back to.
+	From string `json:"from,omitempty"`
 	// Current is the version the host reported it runs after this step.
-	Current   string    `json:"current,omitempty"`
-	StartedAt time.Time `json:"started_at,omitempty"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Current   string       `json:"current,omitempty"`
+	StartedAt time.Time    `json:"started_at,omitempty"`
+	UpdatedAt time.Time    `json:"updated_at"`
+	History   []Transition `json:"history,omitempty"`
 	Meta
+}
+
+// Freeze is a change freeze held in the replicated state.
+type Freeze struct {
+	deploy.Freeze
+	CreatedBy string `json:"created_by"`
+	Meta
+}
+
+// Settings are cluster-wide change-management rules.
+type Settings struct {
+	// Budget caps hosts changing at once per failure domain (the value of
+	// a label, such as site or rack) across all rollouts.
+	Budget *Budget `json:"budget,omitempty"`
+	// Approvals: a rollout whose targets include a host matching a rule
+	// needs at least that many approvals of its release.
+	Approvals []ApprovalRule `json:"approvals,omitempty"`
+	// Webhooks receive rollout events.
+	Webhooks []Webhook `json:"webhooks,omitempty"`
+	Meta
+}
+
+// Budget is a change budget per failure domain.
+type Budget struct {
+	Label string `json:"label"`
+	Max   int    `json:"max"`
+}
+
+// ApprovalRule requires approvals for changes to some hosts.
+type ApprovalRule struct {
+	Selector map[string]string `json:"selector,omitempty"`
+	Count    int               `json:"count"`
+}
+
+// Webhook is an endpoint told about rollout events, with an HMAC-SHA256
+// signature of each body by Secret.
+type Webhook struct {
+	URL    string   `json:"url"`
+	Secret string   `json:"secret"`
+	Events []string `json:"events,omitempty"` // audit actions to send; empty: all rollout events
+}
+
+// AuditEntry is one decision, in an append-only chain: each entry's Hash
+// covers its content and the previous entry's hash, so an altered or
+// missing entry breaks the chain.
+type AuditEntry struct {
+	Seq     uint64    `json:"seq"`
+	Index   uint64    `json:"index"` // Raft index of the command
+	Time    time.Time `json:"time"`
+	Actor   string    `json:"actor"`
+	Action  string    `json:"action"`  // e.g. rollout.start
+	Subject string    `json:"subject"` // e.g. r-42
+	Detail  string    `json:"detail,omitempty"`
+	Prev    string    `json:"prev"`
+	Hash    string    `json:"hash"`
 }
 
 // TrustPolicy is the current version of an application's trust policy.

@@ -24,6 +24,12 @@ const (
 	PathPayloads              = "/v1/payloads"
 	PathReleases              = "/v1/releases"
 	PathRollouts              = "/v1/rollouts"
+	PathReadiness             = "/v1/readiness"
+	PathAudit                 = "/v1/audit"
+	PathFreezes               = "/v1/freezes"
+	PathWindows               = "/v1/windows"
+	PathSettings              = "/v1/settings"
+	PathCalendar              = "/v1/calendar.ics"
 	PathHosts                 = "/v1/hosts"
 	PathTokens                = "/v1/tokens"
 	PathTrust                 = "/v1/trust"
@@ -136,17 +142,67 @@ type ReleaseRequest struct {
 	Signatures [][]byte `json:"signatures"`
 }
 
-// RolloutRequest creates a rollout.
+// RolloutRequest creates a rollout (and reviews a planned one).
 type RolloutRequest struct {
 	Release  string            `json:"release"`
 	Selector map[string]string `json:"selector,omitempty"`
 	Plan     deploy.Plan       `json:"plan"`
+	// Queue: when the rollout conflicts with others, queue it after them
+	// instead of refusing it.
+	Queue bool `json:"queue,omitempty"`
+	// Start: start it right away (if its readiness gates pass).
+	Start bool `json:"start,omitempty"`
+	// Override (admins only) schedules it inside a freeze and starts it
+	// despite failed gates; the reason is recorded.
+	Override string `json:"override,omitempty"`
 }
 
-// RolloutControlRequest pauses or resumes a rollout.
+// RolloutStartRequest starts a pending rollout.
+type RolloutStartRequest struct {
+	Override string `json:"override,omitempty"` // admins only: start despite failed gates, for this reason
+}
+
+// Rollout control actions.
+const (
+	ActionPause    = "pause"
+	ActionResume   = "resume"
+	ActionPromote  = "promote"
+	ActionAbort    = "abort"
+	ActionRollback = "rollback"
+)
+
+// RolloutControlRequest is an operator's decision on a rollout.
 type RolloutControlRequest struct {
-	Action string `json:"action"`
+	Action string `json:"action"` // one of the Action constants
 	Reason string `json:"reason,omitempty"`
+}
+
+// Review is the readiness review of a rollout, planned or created: each
+// gate with its reason, and the forecast the windows gate is based on.
+type Review struct {
+	Release  string          `json:"release"`
+	Targets  []string        `json:"targets"`
+	Sizes    []int           `json:"sizes"`
+	Gates    []Gate          `json:"gates"`
+	Forecast deploy.Forecast `json:"forecast"`
+}
+
+// Failed returns the names of the gates that failed.
+func (r Review) Failed() []string {
+	var out []string
+	for _, g := range r.Gates {
+		if !g.OK {
+			out = append(out, g.Name)
+		}
+	}
+	return out
+}
+
+// AuditPage is a run of audit entries; Head is the sequence number of the
+// last entry in the whole trail.
+type AuditPage struct {
+	Entries []AuditEntry `json:"entries"`
+	Head    uint64       `json:"head"`
 }
 
 // RolloutStatus is a rollout with its hosts.

@@ -44,6 +44,7 @@ func (w *writer) certIssued(b CertIssued) *api.Error {
 		op.Certs = addCert(op.Certs, b.Cert, w.cmd.Time)
 		w.meta(&op.Meta)
 		w.insert(tabOperators, op)
+		w.audit(AuditOperatorIssue, "operator/"+b.Name, "role %s, certificate %s until %s", b.Role, b.Cert.Serial, b.Cert.NotAfter.UTC().Format(timeFormat))
 	default:
 		return api.Errorf(api.CodeInvalid, "kind %q: allowed values are agent, operator", b.Kind)
 	}
@@ -71,7 +72,8 @@ func (w *writer) revokeOperator(b Revoke) *api.Error {
 	if err := w.tx.Delete(tabOperators, op); err != nil {
 		panic(err)
 	}
-	w.insert(tabIndex, &tableIndex{Table: tabOperators, Index: w.index})
+	w.touch(tabOperators)
+	w.audit(AuditOperatorRevoke, "operator/"+op.Name, "%s", b.Reason)
 	return nil
 }
 
@@ -94,15 +96,13 @@ func (w *writer) decommission(b Decommission) *api.Error {
 		}
 	}
 	for _, old := range open {
-		d := *old
-		d.State, d.Reason, d.UpdatedAt = deploy.Skipped, "host decommissioned", w.cmd.Time
-		w.meta(&d.Meta)
-		w.insert(tabDeployments, &d)
+		w.setHost(old, deploy.Skipped, "host decommissioned")
 	}
 	if err := w.tx.Delete(tabHosts, h); err != nil {
 		panic(err)
 	}
-	w.insert(tabIndex, &tableIndex{Table: tabHosts, Index: w.index})
+	w.touch(tabHosts)
+	w.audit(AuditHostDecommision, "host/"+h.ID, "%s", b.Reason)
 	return nil
 }
 
@@ -123,6 +123,7 @@ func (w *writer) approve(b Approve) *api.Error {
 	r.Approvals = append(slices.Clone(old.Approvals), api.Approval{By: w.cmd.Actor, At: w.cmd.Time, Comment: b.Comment})
 	w.meta(&r.Meta)
 	w.insert(tabReleases, &r)
+	w.audit(AuditReleaseApprove, r.ID, "%s", b.Comment)
 	return nil
 }
 
@@ -153,6 +154,7 @@ func (w *writer) windowSet(b WindowSet) *api.Error {
 	}
 	w.meta(&win.Meta)
 	w.insert(tabWindows, win)
+	w.audit(AuditWindowSet, "window/"+win.Name, "%s for %v in %s on %s", win.Schedule, win.Duration, win.TimeZone, formatSelector(win.Selector))
 	return nil
 }
 
@@ -164,6 +166,7 @@ func (w *writer) windowDelete(b WindowDelete) *api.Error {
 	if err := w.tx.Delete(tabWindows, old); err != nil {
 		panic(err)
 	}
-	w.insert(tabIndex, &tableIndex{Table: tabWindows, Index: w.index})
+	w.touch(tabWindows)
+	w.audit(AuditWindowDelete, "window/"+b.Name, "")
 	return nil
 }

@@ -19,6 +19,7 @@ func (w *writer) tokenCreate(b TokenCreate) *api.Error {
 		UsesLeft: b.Uses, Host: b.Host, CreatedBy: w.cmd.Actor, CreatedAt: w.cmd.Time}
 	w.meta(&t.Meta)
 	w.insert(tabTokens, t)
+	w.audit(AuditTokenCreate, "token/"+t.ID, "labels %s, %d use(s), until %s", formatSelector(t.Labels), t.UsesLeft, t.ExpiresAt.UTC().Format(timeFormat))
 	return nil
 }
 
@@ -108,13 +109,15 @@ func (w *writer) agentReport(b AgentReport) *api.Error {
 	}
 	w.meta(&h.Meta)
 	w.insert(tabHosts, &h)
-	nd := *d
-	nd.State, nd.Reason, nd.Output, nd.UpdatedAt = b.State, b.Reason, b.Output, w.cmd.Time
+	nd := *w.setHost(d, b.State, b.Reason)
+	nd.Output = b.Output
 	if b.Current != "" {
 		nd.Current = b.Current
 	}
-	w.meta(&nd.Meta)
 	w.insert(tabDeployments, &nd)
+	if b.State.Failure() {
+		w.audit(AuditHostsReverted, b.Rollout, "%s %s: %s", b.Host, b.State, b.Reason)
+	}
 	return nil
 }
 

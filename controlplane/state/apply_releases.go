@@ -37,6 +37,7 @@ func (w *writer) trustSet(b TrustSet) *api.Error {
 	w.meta(&tp.Meta)
 	w.insert(tabTrust, tp)
 	w.insert(tabTrustLog, &trustVersion{ID: fmt.Sprintf("%s/%020d", p.App, p.Serial), App: p.App, Policy: p})
+	w.audit(AuditTrustSet, "trust/"+p.App, "serial %d: %d of %d key(s)", p.Serial, p.Threshold, len(p.Keys))
 	return nil
 }
 
@@ -112,17 +113,6 @@ func (w *writer) releaseCreate(b ReleaseCreate) (string, *api.Error) {
 		Payload: m.Payload.SHA256, CreatedBy: w.cmd.Actor, CreatedAt: w.cmd.Time}
 	w.meta(&r.Meta)
 	w.insert(tabReleases, r)
+	w.audit(AuditReleaseCreate, r.ID, "payload %s (%d bytes), %d signature(s)", r.Payload, m.Payload.Size, len(r.Signatures))
 	return r.ID, nil
-}
-
-func (w *writer) trustPolicies() []artifacts.Policy {
-	it, err := w.tx.Get(tabTrust, "id")
-	if err != nil {
-		panic(err)
-	}
-	var out []artifacts.Policy
-	for obj := it.Next(); obj != nil; obj = it.Next() {
-		out = append(out, obj.(*api.TrustPolicy).Policy)
-	}
-	return out
 }

@@ -33,12 +33,18 @@ const (
 	CmdApprove
 	CmdWindowSet
 	CmdWindowDelete
+	CmdRolloutStart
+	CmdFreezeSet
+	CmdFreezeDelete
+	CmdSettingsSet
+	CmdWebhookAck
 )
 
 func (t CmdType) String() string {
 	names := [...]string{"", "token-create", "enroll", "trust-set", "payload-register", "release-create",
 		"rollout-create", "rollout-step", "agent-report", "inventory", "rollout-control", "host-status",
-		"cert-issued", "revoke", "decommission", "approve", "window-set", "window-delete"}
+		"cert-issued", "revoke", "decommission", "approve", "window-set", "window-delete",
+		"rollout-start", "freeze-set", "freeze-delete", "settings-set", "webhook-ack"}
 	if int(t) < len(names) && t != 0 {
 		return names[t]
 	}
@@ -83,6 +89,16 @@ func bodyOf(t CmdType) any {
 		return new(WindowSet)
 	case CmdWindowDelete:
 		return new(WindowDelete)
+	case CmdRolloutStart:
+		return new(RolloutStart)
+	case CmdFreezeSet:
+		return new(FreezeSet)
+	case CmdFreezeDelete:
+		return new(FreezeDelete)
+	case CmdSettingsSet:
+		return new(SettingsSet)
+	case CmdWebhookAck:
+		return new(WebhookAck)
 	}
 	return nil
 }
@@ -225,11 +241,24 @@ type (
 		Manifest   []byte   `json:"manifest"`
 		Signatures [][]byte `json:"signatures"`
 	}
-	// RolloutCreate starts a release going out to the hosts matching Selector.
+	// RolloutCreate plans a release going out to the hosts matching
+	// Selector. The rollout is pending until started (RolloutStart), or
+	// queued behind the rollouts it conflicts with when Queue is set.
+	// Override, set only for an admin, lets it be scheduled in a freeze.
 	RolloutCreate struct {
 		Release  string            `json:"release"`
 		Selector map[string]string `json:"selector,omitempty"`
 		Plan     deploy.Plan       `json:"plan"`
+		Queue    bool              `json:"queue,omitempty"`
+		Override string            `json:"override,omitempty"`
+	}
+	// RolloutStart starts a pending rollout (an operator) or a queued one
+	// whose predecessors have ended (the engine), if every readiness gate
+	// passes; Override, set only for an admin, starts it despite failed
+	// gates and is recorded.
+	RolloutStart struct {
+		Rollout  string `json:"rollout"`
+		Override string `json:"override,omitempty"`
 	}
 	// RolloutStep is one decision of the rollout engine. ExpectIndex is the
 	// rollout's ModifyIndex the decision was based on: a decision made on
@@ -238,15 +267,35 @@ type (
 		Rollout     string         `json:"rollout"`
 		ExpectIndex uint64         `json:"expect_index"`
 		Start       []string       `json:"start,omitempty"`
+		TimedOut    []string       `json:"timed_out,omitempty"` // hosts that made no progress within the host timeout
 		Wave        int            `json:"wave"`
+		WaveDone    bool           `json:"wave_done,omitempty"`
 		Outcome     deploy.Outcome `json:"outcome"`
 		Reason      string         `json:"reason,omitempty"`
+		Tripped     bool           `json:"tripped,omitempty"` // a failure threshold tripped
 	}
-	// RolloutControl is an operator's pause or resume.
+	// RolloutControl is an operator's decision on a rollout.
 	RolloutControl struct {
 		Rollout string `json:"rollout"`
-		Action  string `json:"action"` // "pause" | "resume"
+		Action  string `json:"action"` // pause | resume | promote | abort | rollback
 		Reason  string `json:"reason,omitempty"`
+	}
+	// FreezeSet creates or replaces a change freeze.
+	FreezeSet struct {
+		Freeze deploy.Freeze `json:"freeze"`
+	}
+	// FreezeDelete ends a change freeze by removing it.
+	FreezeDelete struct {
+		Name string `json:"name"`
+	}
+	// SettingsSet replaces the cluster's change-management settings.
+	SettingsSet struct {
+		Settings api.Settings `json:"settings"`
+	}
+	// WebhookAck records that a webhook received every event up to Seq.
+	WebhookAck struct {
+		URL string `json:"url"`
+		Seq uint64 `json:"seq"`
 	}
 	// AgentReport is a host telling how its part of a rollout goes.
 	AgentReport struct {

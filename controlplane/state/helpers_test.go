@@ -29,7 +29,13 @@ var t0 = time.Date(2030, time.March, 4, 5, 6, 7, 0, time.UTC)
 // the time, Encode.
 func entry(tb testing.TB, typ CmdType, key string, at time.Time, body any) []byte {
 	tb.Helper()
-	cmd, err := NewCommand(typ, "tester", key, body)
+	return entryBy(tb, "tester", typ, key, at, body)
+}
+
+// entryBy is entry with the command's actor.
+func entryBy(tb testing.TB, actor string, typ CmdType, key string, at time.Time, body any) []byte {
+	tb.Helper()
+	cmd, err := NewCommand(typ, actor, key, body)
 	if err != nil {
 		tb.Fatalf("NewCommand(%s): %v", typ, err)
 	}
@@ -48,6 +54,7 @@ type harness struct {
 	index  uint64    // of the last entry applied
 	now    time.Time // time of the last entry applied
 	signer *signer   // made by the first addRelease
+	actor  string    // of the commands applied; "" means "tester"
 }
 
 func newHarness(tb testing.TB) *harness {
@@ -89,7 +96,11 @@ func (h *harness) retryAt(at time.Time, typ CmdType, key string, body any) Resul
 	h.tb.Helper()
 	h.index++
 	h.now = at
-	return h.store.Apply(h.index, entry(h.tb, typ, key, at, body))
+	actor := h.actor
+	if actor == "" {
+		actor = "tester"
+	}
+	return h.store.Apply(h.index, entryBy(h.tb, actor, typ, key, at, body))
 }
 
 // must applies a command that must succeed.
@@ -330,7 +341,8 @@ func manifestWith(tb testing.TB, app, version string, size int64, edit func(m *a
 	tb.Helper()
 	m := &artifacts.Manifest{Schema: 1, Name: app, Version: version,
 		Payload: artifacts.Payload{Format: artifacts.FormatTar, SHA256: payloadDigest(app, version), Size: size,
-			Chunks: payloadList(app, version, size).Digest()}}
+			Chunks: payloadList(app, version, size).Digest()},
+		HealthChecks: []artifacts.HealthCheck{{Name: "up", Command: []string{"true"}}}}
 	if edit != nil {
 		edit(m)
 	}
@@ -381,9 +393,18 @@ func plan(tb testing.TB, waves string, maxParallel int) deploy.Plan {
 	return deploy.Plan{Waves: w, MaxParallel: maxParallel}
 }
 
+// addRollout creates a rollout and starts it.
 func (h *harness) addRollout(release string, selector map[string]string, waves string, maxParallel int) string {
 	h.tb.Helper()
-	return h.must(CmdRolloutCreate, RolloutCreate{Release: release, Selector: selector, Plan: plan(h.tb, waves, maxParallel)}).ID
+	return h.createAndStart(RolloutCreate{Release: release, Selector: selector, Plan: plan(h.tb, waves, maxParallel)})
+}
+
+// createAndStart creates a rollout and starts it; both must succeed.
+func (h *harness) createAndStart(b RolloutCreate) string {
+	h.tb.Helper()
+	id := h.must(CmdRolloutCreate, b).ID
+	h.must(CmdRolloutStart, RolloutStart{Rollout: id})
+	return id
 }
 
 func (h *harness) rollout(id string) *api.Rollout {

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/drover-dev/drover/artifacts"
+	"github.com/drover-dev/drover/controlplane/api"
 )
 
 // idempotent records the result of a command that carried an idempotency
@@ -26,4 +27,26 @@ type trustVersion struct {
 type tableIndex struct {
 	Table string `json:"table"`
 	Index uint64 `json:"index"`
+}
+
+// settingsRow holds the cluster's one Settings object.
+type settingsRow struct {
+	ID       string       `json:"id"` // always settingsID
+	Settings api.Settings `json:"settings"`
+}
+
+const settingsID = "cluster"
+
+// auditRow is one audit entry, keyed by its zero-padded sequence number so
+// that the table iterates in order.
+type auditRow struct {
+	ID      string         `json:"id"`
+	Subject string         `json:"subject"`
+	Entry   api.AuditEntry `json:"entry"`
+}
+
+// webhookCursor is the last audit entry a webhook received.
+type webhookCursor struct {
+	URL string `json:"url"`
+	Seq uint64 `json:"seq"`
 }

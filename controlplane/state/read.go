@@ -101,9 +101,22 @@ func (s *Store) Rollouts(ws memdb.WatchSet) ([]*api.Rollout, uint64) {
 	return getAll[*api.Rollout](s, ws, tabRollouts, "id"), s.TableIndex(nil, tabRollouts)
 }
 
-// RunningRollouts returns the rollouts the engine must drive.
+// RunningRollouts returns the rollouts the engine must drive: running
+// ones, and rolling-back ones whose hosts in flight must finish before
+// their rollback is created.
 func (s *Store) RunningRollouts(ws memdb.WatchSet) []*api.Rollout {
-	return getAll[*api.Rollout](s, ws, tabRollouts, "state", api.RolloutRunning)
+	out := getAll[*api.Rollout](s, ws, tabRollouts, "state", api.RolloutRunning)
+	for _, r := range getAll[*api.Rollout](s, ws, tabRollouts, "state", api.RolloutRollingBack) {
+		if r.RollbackID == "" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// QueuedRollouts returns the rollouts queued behind others.
+func (s *Store) QueuedRollouts(ws memdb.WatchSet) []*api.Rollout {
+	return getAll[*api.Rollout](s, ws, tabRollouts, "state", api.RolloutQueued)
 }
 
 // RolloutHosts returns a rollout's deployments in target order.
@@ -140,7 +153,7 @@ func (s *Store) Windows(ws memdb.WatchSet) ([]*api.Window, uint64) {
 func HostWindows(all []*api.Window, labels map[string]string) []deploy.Window {
 	var out []deploy.Window
 	for _, w := range all {
-		if MatchLabels(labels, w.Selector) {
+		if deploy.MatchLabels(labels, w.Selector) {
 			out = append(out, w.Window)
 		}
 	}

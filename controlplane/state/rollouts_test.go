@@ -84,8 +84,8 @@ func TestRolloutCreate(t *testing.T) {
 			if !slices.Equal(r.Sizes, tt.wantSizes) {
 				t.Errorf("sizes: got %v; want %v", r.Sizes, tt.wantSizes)
 			}
-			if r.State != api.RolloutRunning || r.Wave != 0 || r.Release != rel || r.App != "web" || r.Version != "2.0.0" {
-				t.Errorf("rollout = %+v; want running web 2.0.0 at wave 0", r)
+			if r.State != api.RolloutPending || r.Wave != 0 || r.Release != rel || r.App != "web" || r.Version != "2.0.0" {
+				t.Errorf("rollout = %+v; want pending web 2.0.0 at wave 0", r)
 			}
 			deps := h.store.RolloutHosts(nil, r)
 			if len(deps) != len(tt.wantTargets) {
@@ -223,7 +223,10 @@ func TestRolloutCreateOneChangePerHost(t *testing.T) {
 				return
 			}
 			res := h.noChange(CmdRolloutCreate, body, tt.want)
-			if want := "rollout " + first + " holds h01, h03"; res.Err == nil || !strings.Contains(res.Err.Message, want) {
+			if want := "rollout " + first + " (web@2.0.0, "; res.Err == nil || !strings.Contains(res.Err.Message, want) || !strings.Contains(res.Err.Message, "on h01, h03") {
+				t.Errorf("error: got %v; want it to name %s and hosts h01, h03", res.Err, first)
+			}
+			if want := "--queue"; res.Err == nil || !strings.Contains(res.Err.Message, want) {
 				t.Errorf("error: got %v; want it to contain %q", res.Err, want)
 			}
 			// Hosts outside the first rollout are free all the same.
@@ -546,7 +549,7 @@ func TestRolloutControl(t *testing.T) {
 			prep: complete},
 		{name: "resume a completed rollout", body: RolloutControl{Action: "resume"}, want: api.CodeConflict,
 			prep: complete},
-		{name: "unknown action", body: RolloutControl{Action: "abort"}, want: api.CodeInvalid},
+		{name: "unknown action", body: RolloutControl{Action: "restart"}, want: api.CodeInvalid},
 		{name: "unknown rollout", body: RolloutControl{Rollout: "r-999", Action: "pause"}, want: api.CodeNotFound},
 	}
 	for _, tt := range tests {

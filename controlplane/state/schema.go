@@ -16,6 +16,10 @@ const (
 	tabIdempotent  = "idempotent"
 	tabOperators   = "operators"
 	tabRevocations = "revocations"
+	tabFreezes     = "freezes"
+	tabSettings    = "settings"
+	tabAudit       = "audit"
+	tabCursors     = "webhook_cursors"
 	tabIndex       = "index"
 )
 
@@ -49,6 +53,10 @@ func schema() *memdb.DBSchema {
 		table(tabIdempotent, "Key"),
 		table(tabOperators, "Name"),
 		table(tabRevocations, "Serial"),
+		table(tabFreezes, "Name"),
+		table(tabSettings, "ID"),
+		table(tabAudit, "ID", fieldIndex("subject", "Subject")),
+		table(tabCursors, "URL"),
 		table(tabIndex, "Table"),
 	}
 	s := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{}}
@@ -60,4 +68,4 @@ func schema() *memdb.DBSchema {
 
 // snapshotTables is every table, in the order snapshots write them.
 var snapshotTables = []string{tabHosts, tabTokens, tabPayloads, tabReleases, tabRollouts, tabDeployments, tabTrust, tabTrustLog,
-	tabIdempotent, tabOperators, tabRevocations, tabWindows, tabIndex}
+	tabIdempotent, tabOperators, tabRevocations, tabWindows, tabFreezes, tabSettings, tabAudit, tabCursors, tabIndex}

@@ -138,6 +138,14 @@ func decodeObject(rec record) (any, error) {
 		obj = new(api.Operator)
 	case tabRevocations:
 		obj = new(api.Revocation)
+	case tabFreezes:
+		obj = new(api.Freeze)
+	case tabSettings:
+		obj = new(settingsRow)
+	case tabAudit:
+		obj = new(auditRow)
+	case tabCursors:
+		obj = new(webhookCursor)
 	default:
 		return nil, fmt.Errorf("snapshot has unknown table %q", rec.Table)
 	}

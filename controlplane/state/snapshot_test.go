@@ -33,6 +33,7 @@ func history(h *harness) {
 	h.must(CmdRolloutStep, h.stepBody(r1, 1, deploy.Complete))
 	web2 := h.addRelease("web", "2.0.0")
 	r2 := h.applyKey(CmdRolloutCreate, "create-r2", RolloutCreate{Release: web2, Selector: map[string]string{"env": "prod"}, Plan: plan(h.tb, "1,100%", 0)}).ID
+	h.must(CmdRolloutStart, RolloutStart{Rollout: r2, Override: "h2 runs a version drover did not install"})
 	h.start(r2, 0, "h1")
 	h.must(CmdAgentReport, reportBody("h1", r2, deploy.Downloading, "1.0.0"))
 	h.addRollout(h.addRelease("api", "3.1.0"), map[string]string{"env": "dev"}, "100%", 0)

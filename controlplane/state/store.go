@@ -66,7 +66,7 @@ func (s *Store) Apply(index uint64, data []byte) Result {
 	db, _ := s.current()
 	tx := db.Txn(true)
 	defer tx.Abort()
-	w := &writer{tx: tx, index: index, cmd: cmd}
+	w := &writer{reader: reader{tx}, index: index, cmd: cmd}
 
 	if cmd.Key != "" {
 		if prev, _ := tx.First(tabIdempotent, "id", cmd.Key); prev != nil {
@@ -94,9 +94,13 @@ func (s *Store) Apply(index uint64, data []byte) Result {
 	return res
 }
 
+// reader reads inside a transaction: the state machine's write
+// transaction, or a read transaction for reviews.
+type reader struct{ tx *memdb.Txn }
+
 // writer applies one command inside one write transaction.
 type writer struct {
-	tx    *memdb.Txn
+	reader
 	index uint64
 	cmd   *Command
 }
@@ -141,6 +145,16 @@ func (w *writer) apply() Result {
 		err = decodeAnd(w, w.windowSet)
 	case CmdWindowDelete:
 		err = decodeAnd(w, w.windowDelete)
+	case CmdRolloutStart:
+		err = decodeAnd(w, w.rolloutStart)
+	case CmdFreezeSet:
+		err = decodeAnd(w, w.freezeSet)
+	case CmdFreezeDelete:
+		err = decodeAnd(w, w.freezeDelete)
+	case CmdSettingsSet:
+		err = decodeAnd(w, w.settingsSet)
+	case CmdWebhookAck:
+		err = decodeAnd(w, w.webhookAck)
 	default:
 		panic(fmt.Sprintf("state: raft entry %d: unknown command type %d", w.index, w.cmd.Type))
 	}
@@ -168,7 +182,7 @@ func (w *writer) insert(table string, obj any) {
 	}
 }
 
-func (w *writer) first(table string, id string) any {
+func (w reader) first(table string, id string) any {
 	obj, err := w.tx.First(table, "id", id)
 	if err != nil {
 		panic(fmt.Sprintf("state: read %s: %v", table, err))

@@ -53,6 +53,9 @@ type Cluster struct {
 	agents []*Agent
 }
 
+// T is the test the cluster runs in.
+func (c *Cluster) T() testing.TB { return c.t }
+
 // Start creates and starts n servers and waits for a leader.
 func Start(t testing.TB, n int) *Cluster {
 	return StartWith(t, Options{Servers: n})
@@ -368,7 +371,7 @@ func (c *Cluster) SigningKey() string {
 func (c *Cluster) RolloutWith(release string, selector map[string]string) string {
 	c.t.Helper()
 	w, _ := deploy.ParseWaves("100%")
-	created, err := c.Admin.CreateRollout(context.Background(), api.RolloutRequest{Release: release, Selector: selector, Plan: deploy.Plan{Waves: w}})
+	created, err := c.Admin.CreateRollout(context.Background(), api.RolloutRequest{Release: release, Selector: selector, Plan: deploy.Plan{Waves: w}, Start: true})
 	if err != nil {
 		c.t.Fatalf("create rollout of %s: %v", release, err)
 	}
