@@ -56,6 +56,7 @@ func (s *Server) routeTable() []route {
 		{"GET /v1/rollouts/{id}/readiness", viewers, 0, s.reviewRollout},
 		{"POST /v1/readiness", viewers, smallBody, s.reviewPlan},
 		{"GET /v1/audit", viewers, 0, s.listAudit},
+		{"GET /v1/calendar.ics", viewers, 0, s.calendar},
 		{"GET /v1/hosts", viewers, 0, s.listHosts},
 		{"POST /v1/hosts/{id}/decommission", admins, smallBody, s.decommissionHost},
 		{"GET /v1/inventory/export", viewers, 0, s.exportInventory},

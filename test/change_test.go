@@ -1,6 +1,7 @@
 package test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/drover-dev/drover/controlplane/testcluster"
 	"github.com/drover-dev/drover/deploy"
 	"github.com/drover-dev/drover/pki"
+	"github.com/emersion/go-ical"
 )
 
 // hostsFleet starts a cluster with one agent per name, all labelled
@@ -382,4 +384,60 @@ func testManifest(name, version string, checks []artifacts.HealthCheck, minHealt
 	return artifacts.Manifest{Name: name, Version: version, HealthChecks: checks,
 		Probation: &artifacts.Probation{MinHealthyTime: artifacts.Duration(minHealthy), HealthyDeadline: artifacts.Duration(30 * time.Second),
 			Interval: artifacts.Duration(200 * time.Millisecond)}}
+}
+
+// TestCalendarFeed: the schedule served as iCalendar holds the rollouts,
+// the coming occurrences of maintenance windows, and the freezes, and a
+// calendar library reads it.
+func TestCalendarFeed(t *testing.T) {
+	c, key, _ := hostsFleet(t, "c1")
+	opens := time.Now().Add(2 * time.Hour).Truncate(time.Second)
+	c.SetWindow(windowAt("nightly", opens, time.Hour, 0))
+	freeze := deploy.Freeze{Name: "year-end", Start: time.Now().Add(48 * time.Hour).Truncate(time.Second),
+		End: time.Now().Add(72 * time.Hour).Truncate(time.Second), Reason: "close, books; audit"}
+	if err := c.Admin.SetFreeze(context.Background(), freeze); err != nil {
+		t.Fatal(err)
+	}
+	c.Publish("web", "2.0.0", webFiles, webCheck, key)
+	id := create(t, c, api.RolloutRequest{Release: "web@2.0.0", Plan: plan(t, "100%", func(p *deploy.Plan) {
+		p.NotBefore = time.Now().Add(time.Hour).Truncate(time.Second)
+		p.Deadline = p.NotBefore.Add(3 * time.Hour)
+	})})
+	var buf bytes.Buffer
+	if err := c.Admin.Calendar(context.Background(), &buf); err != nil {
+		t.Fatal(err)
+	}
+	cal, err := ical.NewDecoder(&buf).Decode()
+	if err != nil {
+		t.Fatalf("decode the feed: %v", err)
+	}
+	byUID := map[string]ical.Event{}
+	windows := 0
+	for _, ev := range cal.Events() {
+		uid, _ := ev.Props.Text(ical.PropUID)
+		byUID[uid] = ev
+		if strings.HasPrefix(uid, "window-nightly-") {
+			windows++
+		}
+	}
+	if windows < 29 || windows > 31 {
+		t.Errorf("%d occurrences of the daily window; want one a day for 30 days", windows)
+	}
+	f, ok := byUID["freeze-year-end@drover"]
+	if !ok {
+		t.Fatalf("no freeze event among %d events", len(byUID))
+	}
+	if start, err := f.DateTimeStart(nil); err != nil || !start.Equal(freeze.Start) {
+		t.Errorf("freeze start %v (%v); want %v", start, err, freeze.Start)
+	}
+	if desc, _ := f.Props.Text(ical.PropDescription); !strings.Contains(desc, freeze.Reason) {
+		t.Errorf("freeze description %q; want the reason", desc)
+	}
+	r, ok := byUID["rollout-"+id+"@drover"]
+	if !ok {
+		t.Fatalf("no event for rollout %s", id)
+	}
+	if end, err := r.DateTimeEnd(nil); err != nil || end.Sub(time.Now()) < 3*time.Hour {
+		t.Errorf("rollout event ends %v (%v); want its deadline", end, err)
+	}
 }
