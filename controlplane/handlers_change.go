@@ -9,6 +9,7 @@ import (
 	"github.com/drover-dev/drover/controlplane/api"
 	"github.com/drover-dev/drover/controlplane/state"
 	"github.com/drover-dev/drover/deploy"
+	"github.com/drover-dev/drover/inventory"
 	"github.com/drover-dev/drover/pki"
 )
 
@@ -42,8 +43,11 @@ func (s *Server) createRollout(w http.ResponseWriter, r *http.Request, caller pk
 	if err := requireAdminFor(caller, req.Override); err != nil {
 		return err
 	}
+	if _, err := inventory.ParseWhere(req.Where); err != nil {
+		return api.Errorf(api.CodeInvalid, "%v", err)
+	}
 	res, err := result(s.command(r, caller, state.CmdRolloutCreate, state.RolloutCreate{
-		Release: req.Release, Selector: req.Selector, Plan: req.Plan, Queue: req.Queue, Override: req.Override,
+		Release: req.Release, Selector: req.Selector, Where: req.Where, Plan: req.Plan, Queue: req.Queue, Override: req.Override,
 	}))
 	if err != nil {
 		return err
@@ -110,7 +114,7 @@ func (s *Server) reviewPlan(w http.ResponseWriter, r *http.Request, caller pki.I
 	if err := api.ValidateLabels(req.Selector); err != nil {
 		return err
 	}
-	rv, err := s.store.ReviewPlan(req.Release, req.Selector, req.Plan, caller.Principal(), s.clock.Now())
+	rv, err := s.store.ReviewPlan(req.Release, req.Selector, req.Where, req.Plan, caller.Principal(), s.clock.Now())
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ func TestParsePlanFile(t *testing.T) {
 	full := `
 release: web@1.2.0
 selector: {env: prod, site: berlin}
+where: os=debian
 waves: [1, 10%, 100%]
 max_parallel: 10
 max_failures: 5%
@@ -26,7 +27,7 @@ host_timeout: 45m
 		t.Fatal(err)
 	}
 	p := pf.Plan
-	if pf.Release != "web@1.2.0" || pf.Selector["site"] != "berlin" || p.Waves.String() != "1,10%,100%" || p.MaxParallel != 10 ||
+	if pf.Release != "web@1.2.0" || pf.Selector["site"] != "berlin" || pf.Where != "os=debian" || p.Waves.String() != "1,10%,100%" || p.MaxParallel != 10 ||
 		p.MaxFailures.Percent != 5 || p.WaveMaxFailures.Count != 1 || p.BakeTime != 30*time.Minute || !p.ManualPromote ||
 		p.OnFailure != OnFailureRollback || p.HostTimeout != 45*time.Minute ||
 		!p.NotBefore.Equal(time.Date(2026, 12, 1, 21, 0, 0, 0, time.UTC)) || !p.Deadline.Equal(time.Date(2026, 12, 2, 5, 0, 0, 0, time.UTC)) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/drover-dev/drover/controlplane/api"
 	"github.com/drover-dev/drover/deploy"
+	"github.com/drover-dev/drover/inventory"
 )
 
 func (a *app) rolloutCommand() *cobra.Command {
@@ -34,6 +35,7 @@ flags' names with underscores; flags given on the command line win:
 
   release: web@1.2.0
   selector: {env: prod}
+  where: os=debian,memory_gib>=8
   waves: [1, 10%, 50%, 100%]
   max_parallel: 10
   max_failures: 5%
@@ -68,6 +70,7 @@ change freeze is refused; an admin may --override with a reason.`,
 		Example: `  drover rollout create web@1.2.0 --waves 1,50%,100% --start --watch
   drover rollout create web@1.2.0 --selector env=prod --max-parallel 10 --max-failures 5% \
       --bake-time 30m --on-failure rollback --deadline 2026-12-02T06:00:00+01:00
+  drover rollout create web@1.2.0 --where 'os=debian,os_version>=12' --waves 10%,100%
   drover rollout create -f plan.yaml --queue
   drover rollout create web@1.2.1 --selector env=prod --start --override "CVE fix approved by CAB"`,
 		Args: cobra.MaximumNArgs(1),
@@ -284,10 +287,10 @@ missed deadline); the timeline of decisions; and its rollback, if any.
 
 // planFlags are a rollout plan given as flags, over a plan file.
 type planFlags struct {
-	file, waves, maxFailures, waveMaxFailures, selector, onFailure, notBefore, deadline string
-	maxParallel                                                                         int
-	bakeTime, hostTimeout                                                               time.Duration
-	autoPromote                                                                         bool
+	file, waves, maxFailures, waveMaxFailures, selector, where, onFailure, notBefore, deadline string
+	maxParallel                                                                                int
+	bakeTime, hostTimeout                                                                      time.Duration
+	autoPromote                                                                                bool
 }
 
 func (p *planFlags) register(f *pflag.FlagSet) {
@@ -301,6 +304,7 @@ func (p *planFlags) registerPlan(f *pflag.FlagSet) {
 	f.StringVar(&p.maxFailures, "max-failures", "0", "failed hosts tolerated over the whole rollout: a count or a percentage")
 	f.StringVar(&p.waveMaxFailures, "wave-max-failures", "", "failed hosts tolerated within each wave: a count or a percentage (default: no per-wave limit)")
 	f.StringVar(&p.selector, "selector", "", "target hosts by labels: key=value,... (default every host)")
+	f.StringVar(&p.where, "where", "", "target hosts by labels and inventory facts too: os=debian,memory_gib>=8,release.web<2.0")
 	f.IntVar(&p.maxParallel, "max-parallel", 0, "most hosts updating at once (0: the whole wave)")
 	f.DurationVar(&p.bakeTime, "bake-time", 0, "how long a finished wave runs before the next starts")
 	f.BoolVar(&p.autoPromote, "auto-promote", true, "start the next wave automatically; false: wait for drover rollout promote")
@@ -325,7 +329,7 @@ func (p *planFlags) request(f *pflag.FlagSet, args []string) (api.RolloutRequest
 		if err != nil {
 			return req, usageErr("%s: %v", p.file, err)
 		}
-		req.Release, req.Selector, req.Plan = pf.Release, pf.Selector, pf.Plan
+		req.Release, req.Selector, req.Where, req.Plan = pf.Release, pf.Selector, pf.Where, pf.Plan
 	}
 	if len(args) == 1 {
 		req.Release = args[0]
@@ -356,6 +360,12 @@ func (p *planFlags) request(f *pflag.FlagSet, args []string) (api.RolloutRequest
 		if req.Selector, err = api.ParseLabels(p.selector); err != nil {
 			return req, usageErr("--selector: %v", err)
 		}
+	}
+	if set("where") {
+		if _, err := inventory.ParseWhere(p.where); err != nil {
+			return req, usageErr("--where: %v", err)
+		}
+		req.Where = p.where
 	}
 	if set("max-parallel") {
 		pl.MaxParallel = p.maxParallel

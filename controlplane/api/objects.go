@@ -152,6 +152,7 @@ type Rollout struct {
 	App      string            `json:"app"`
 	Version  string            `json:"version"`
 	Selector map[string]string `json:"selector,omitempty"`
+	Where    string            `json:"where,omitempty"` // filter over labels and inventory facts
 	Plan     deploy.Plan       `json:"plan"`
 	Targets  []string          `json:"targets"` // host IDs in rollout order
 	Sizes    []int             `json:"sizes"`   // cumulative wave sizes

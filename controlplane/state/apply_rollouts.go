@@ -24,14 +24,14 @@ func (w *writer) rolloutCreate(b RolloutCreate) (string, *api.Error) {
 	if err := b.Plan.Validate(); err != nil {
 		return "", api.Errorf(api.CodeInvalid, "%v", err)
 	}
-	hosts, err := w.targets(m, b.Selector)
+	hosts, err := w.targets(m, b.Selector, b.Where)
 	if err != nil {
 		return "", err
 	}
 	targets := hostIDs(hosts)
 	r := &api.Rollout{
 		ID: "r-" + strconv.FormatUint(w.index, 10), Kind: api.KindRelease, Release: rel.ID, App: rel.App, Version: rel.Version,
-		Selector: b.Selector, Plan: b.Plan, Targets: targets, Sizes: b.Plan.Waves.Sizes(len(targets)),
+		Selector: b.Selector, Where: b.Where, Plan: b.Plan, Targets: targets, Sizes: b.Plan.Waves.Sizes(len(targets)),
 		State: api.RolloutPending, CreatedBy: w.cmd.Actor, CreatedAt: w.cmd.Time, UpdatedAt: w.cmd.Time,
 	}
 	from, to := schedule(b.Plan, w.cmd.Time)
@@ -62,8 +62,8 @@ func (w *writer) rolloutCreate(b RolloutCreate) (string, *api.Error) {
 		w.meta(&d.Meta)
 		w.insert(tabDeployments, d)
 	}
-	w.audit(AuditRolloutCreate, r.ID, "%s to %d host(s) (%s), waves %s, max_parallel %d, max_failures %s, on_failure %s",
-		rel.ID, len(targets), formatSelector(b.Selector), b.Plan.Waves, b.Plan.MaxParallel, b.Plan.MaxFailures, onFailure(b.Plan))
+	w.audit(AuditRolloutCreate, r.ID, "%s to %d host(s) (%s%s), waves %s, max_parallel %d, max_failures %s, on_failure %s",
+		rel.ID, len(targets), formatSelector(b.Selector), whereSuffix(b.Where), b.Plan.Waves, b.Plan.MaxParallel, b.Plan.MaxFailures, onFailure(b.Plan))
 	if r.State == api.RolloutQueued {
 		w.audit(AuditRolloutQueue, r.ID, "after %s", strings.Join(r.After, ", "))
 	}
@@ -333,4 +333,11 @@ func pauseAction(tripped bool) string {
 		return AuditThreshold
 	}
 	return AuditRolloutPause
+}
+
+func whereSuffix(where string) string {
+	if where == "" {
+		return ""
+	}
+	return " where " + where
 }

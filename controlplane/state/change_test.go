@@ -2,6 +2,8 @@ package state
 
 import (
 	"bytes"
+	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +11,7 @@ import (
 	"github.com/drover-dev/drover/artifacts"
 	"github.com/drover-dev/drover/controlplane/api"
 	"github.com/drover-dev/drover/deploy"
+	"github.com/drover-dev/drover/inventory"
 )
 
 // wantErr checks that res failed with code and a message containing every
@@ -130,7 +133,7 @@ func TestStartGatesOfflineHostsAndBackout(t *testing.T) {
 	fleet(h)
 	h.must(CmdHostStatus, HostStatus{Down: []string{"h03"}})
 	rel := h.addRelease("web", "2.0.0")
-	rv, err := h.store.ReviewPlan(rel, map[string]string{"env": "prod"}, plan(t, "1,100%", 0), "tester", h.now)
+	rv, err := h.store.ReviewPlan(rel, map[string]string{"env": "prod"}, "", plan(t, "1,100%", 0), "tester", h.now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,4 +355,32 @@ func TestAuditChainDetectsTampering(t *testing.T) {
 	if missing == nil || !strings.Contains(missing.Error(), "missing") {
 		t.Errorf("missing entry: %v; want detected", missing)
 	}
+}
+
+func TestRolloutTargetsByFacts(t *testing.T) {
+	h := newHarness(t)
+	fleet(h)
+	for host, sys := range map[string]inventory.System{
+		"h01": {HostName: "h01", OperatingSystem: inventory.OperatingSystem{Name: "debian", Version: "12.7"}, MemorySummary: inventory.MemorySummary{TotalSystemMemoryGiB: 16}},
+		"h02": {HostName: "h02", OperatingSystem: inventory.OperatingSystem{Name: "debian", Version: "11.9"}, MemorySummary: inventory.MemorySummary{TotalSystemMemoryGiB: 4}},
+		"h03": {HostName: "h03", OperatingSystem: inventory.OperatingSystem{Name: "alpine", Version: "3.20"}, MemorySummary: inventory.MemorySummary{TotalSystemMemoryGiB: 32}},
+	} {
+		b, err := json.Marshal(sys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.must(CmdInventory, Inventory{Host: host, System: b, Digest: sha(string(b))})
+	}
+	rel := h.addRelease("web", "2.0.0")
+	id := h.must(CmdRolloutCreate, RolloutCreate{Release: rel, Selector: map[string]string{"env": "prod"}, Where: "os=debian,memory_gib>=8", Plan: plan(t, "100%", 0)}).ID
+	if got := h.rollout(id).Targets; !slices.Equal(got, []string{"h01"}) {
+		t.Errorf("targets %v; want [h01]", got)
+	}
+	h.must(CmdRolloutControl, RolloutControl{Rollout: id, Action: "abort"})
+	id = h.must(CmdRolloutCreate, RolloutCreate{Release: rel, Where: "os_version>=11.9,os=debian", Plan: plan(t, "100%", 0)}).ID
+	if got := h.rollout(id).Targets; !slices.Equal(got, []string{"h01", "h02"}) {
+		t.Errorf("targets %v; want [h01 h02]", got)
+	}
+	wantErr(t, h.noChange(CmdRolloutCreate, RolloutCreate{Release: rel, Where: "os=windows", Plan: plan(t, "100%", 0)}, api.CodeInvalid), api.CodeInvalid, "where os=windows")
+	wantErr(t, h.noChange(CmdRolloutCreate, RolloutCreate{Release: rel, Where: "memory_gib>>8", Plan: plan(t, "100%", 0)}, api.CodeInvalid), api.CodeInvalid, "unknown operator")
 }

@@ -248,6 +248,7 @@ type (
 	RolloutCreate struct {
 		Release  string            `json:"release"`
 		Selector map[string]string `json:"selector,omitempty"`
+		Where    string            `json:"where,omitempty"` // an inventory.Where over labels and facts
 		Plan     deploy.Plan       `json:"plan"`
 		Queue    bool              `json:"queue,omitempty"`
 		Override string            `json:"override,omitempty"`

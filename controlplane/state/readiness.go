@@ -1,6 +1,7 @@
 package state
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"github.com/drover-dev/drover/artifacts"
 	"github.com/drover-dev/drover/controlplane/api"
 	"github.com/drover-dev/drover/deploy"
+	"github.com/drover-dev/drover/inventory"
 )
 
 // Readiness gates, in the order a review lists them.
@@ -76,10 +78,15 @@ func (w reader) release(id string) (*api.Release, *artifacts.Manifest, *api.Erro
 	return rel, m, nil
 }
 
-// targets resolves a selector, narrowed by the release's own target labels
-// (a rollout never instructs a host the signed manifest excludes), to the
-// matching hosts in ID order.
-func (w reader) targets(m *artifacts.Manifest, sel map[string]string) ([]*api.Host, *api.Error) {
+// targets resolves a selector over labels and a filter over labels and
+// inventory facts, narrowed by the release's own target labels (a rollout
+// never instructs a host the signed manifest excludes), to the matching
+// hosts in ID order.
+func (w reader) targets(m *artifacts.Manifest, sel map[string]string, whereText string) ([]*api.Host, *api.Error) {
+	where, err := inventory.ParseWhere(whereText)
+	if err != nil {
+		return nil, api.Errorf(api.CodeInvalid, "%v", err)
+	}
 	selector := maps.Clone(sel)
 	if m.Targets != nil {
 		for k, v := range m.Targets.Labels {
@@ -98,14 +105,30 @@ func (w reader) targets(m *artifacts.Manifest, sel map[string]string) ([]*api.Ho
 	}
 	var hosts []*api.Host
 	for obj := it.Next(); obj != nil; obj = it.Next() {
-		if h := obj.(*api.Host); deploy.MatchLabels(h.Labels, selector) {
+		if h := obj.(*api.Host); deploy.MatchLabels(h.Labels, selector) && (where.IsZero() || where.Match(attributes(h))) {
 			hosts = append(hosts, h)
 		}
 	}
 	if len(hosts) == 0 {
+		if !where.IsZero() {
+			return nil, api.Errorf(api.CodeInvalid, "no enrolled host matches the selector %s where %s", formatSelector(selector), where)
+		}
 		return nil, api.Errorf(api.CodeInvalid, "no enrolled host matches the selector %s", formatSelector(selector))
 	}
 	return hosts, nil
+}
+
+// attributes are what a filter tests about a host: its labels and the
+// facts of its last inventory (none if it has not sent one).
+func attributes(h *api.Host) map[string]string {
+	var sys *inventory.System
+	if len(h.Inventory) > 0 {
+		sys = new(inventory.System)
+		if json.Unmarshal(h.Inventory, sys) != nil {
+			sys = nil // validated when stored; never happens
+		}
+	}
+	return inventory.Attributes(h.Labels, sys)
 }
 
 func formatSelector(sel map[string]string) string {
@@ -414,7 +437,7 @@ func (w reader) trustPolicies() []artifacts.Policy {
 }
 
 // ReviewPlan reviews a rollout that has not been created, at time now.
-func (s *Store) ReviewPlan(release string, selector map[string]string, plan deploy.Plan, by string, now time.Time) (api.Review, error) {
+func (s *Store) ReviewPlan(release string, selector map[string]string, where string, plan deploy.Plan, by string, now time.Time) (api.Review, error) {
 	if err := plan.Validate(); err != nil {
 		return api.Review{}, api.Errorf(api.CodeInvalid, "%v", err)
 	}
@@ -423,7 +446,7 @@ func (s *Store) ReviewPlan(release string, selector map[string]string, plan depl
 	if aerr != nil {
 		return api.Review{}, aerr
 	}
-	hosts, aerr := r.targets(m, selector)
+	hosts, aerr := r.targets(m, selector, where)
 	if aerr != nil {
 		return api.Review{}, aerr
 	}
