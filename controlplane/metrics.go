@@ -13,13 +13,15 @@ import (
 
 // metrics are the server's Prometheus collectors, all named here.
 type metrics struct {
-	gatherer     prometheus.Gatherer
-	writes       *prometheus.HistogramVec // by command type, on the leader
-	checkins     prometheus.Counter
-	blocking     prometheus.Gauge
-	engineRuns   prometheus.Counter
-	diskOK       prometheus.Gauge
-	chunkRepairs prometheus.Counter
+	gatherer        prometheus.Gatherer
+	writes          *prometheus.HistogramVec // by command type, on the leader
+	checkins        prometheus.Counter
+	blocking        prometheus.Gauge
+	engineRuns      prometheus.Counter
+	diskOK          prometheus.Gauge
+	chunkRepairs    prometheus.Counter
+	webhookSent     prometheus.Counter
+	webhookFailures prometheus.Counter
 }
 
 func newMetrics(s *Server, reg prometheus.Registerer, gatherer prometheus.Gatherer) *metrics {
@@ -47,11 +49,17 @@ func newMetrics(s *Server, reg prometheus.Registerer, gatherer prometheus.Gather
 	m.chunkRepairs = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "drover_chunk_repairs_total", Help: "Stored chunks found corrupt and replaced from another server.",
 	})
+	m.webhookSent = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "drover_webhook_events_sent_total", Help: "Rollout events a webhook acknowledged (2xx).",
+	})
+	m.webhookFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "drover_webhook_events_failed_total", Help: "Rollout events dropped after every retry failed.",
+	})
 	r := s.raft.raft
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
-	reg.MustRegister(m.writes, m.checkins, m.blocking, m.engineRuns, m.diskOK, m.chunkRepairs,
+	reg.MustRegister(m.writes, m.checkins, m.blocking, m.engineRuns, m.diskOK, m.chunkRepairs, m.webhookSent, m.webhookFailures,
 		gauge("drover_raft_leader", "1 if this server is the Raft leader.", func() float64 { return boolFloat(r.State() == raft.Leader) }),
 		gauge("drover_raft_last_index", "Last index in this server's Raft log.", func() float64 { return float64(r.LastIndex()) }),
 		gauge("drover_raft_commit_index", "Raft commit index known to this server.", func() float64 { return float64(r.CommitIndex()) }),

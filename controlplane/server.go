@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/drover-dev/drover/controlplane/state"
+	"github.com/drover-dev/drover/controlplane/webhook"
 	"github.com/drover-dev/drover/deploy"
 	"github.com/drover-dev/drover/pki"
 )
@@ -30,6 +31,12 @@ type Options struct {
 	// served at /metrics.
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
+	// WebhookClient sends webhooks. Default: the system's TLS roots, short
+	// timeouts, no redirects.
+	WebhookClient *http.Client
+	// WebhookBackoff is how webhook deliveries are retried. Default:
+	// webhook.DefaultBackoff().
+	WebhookBackoff *webhook.Backoff
 }
 
 // Server is one running control-plane server.
@@ -50,9 +57,12 @@ type Server struct {
 	live    *liveness
 	disk    diskWatch
 	leader  *leaderWatch
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	closed  sync.Once
+	// webhookClient and webhookBackoff deliver webhooks (Options).
+	webhookClient  *http.Client
+	webhookBackoff webhook.Backoff
+	cancel         context.CancelFunc
+	wg             sync.WaitGroup
+	closed         sync.Once
 }
 
 // New opens the data directory, joins the server pool, starts Raft and
@@ -73,13 +83,20 @@ func New(config *Config, opts Options) (_ *Server, err error) {
 	if opts.Network == nil {
 		opts.Network = &realNetwork{}
 	}
+	if opts.WebhookClient == nil {
+		opts.WebhookClient = newWebhookClient()
+	}
+	if opts.WebhookBackoff == nil {
+		b := webhook.DefaultBackoff()
+		opts.WebhookBackoff = &b
+	}
 	if opts.Registerer == nil {
 		reg := prometheus.NewRegistry()
 		opts.Registerer, opts.Gatherer = reg, reg
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: &cfg, log: opts.Logger.With("server", cfg.ID), clock: opts.Clock, store: state.NewStore(),
-		leader: newLeaderWatch(), cancel: cancel}
+		leader: newLeaderWatch(), cancel: cancel, webhookClient: opts.WebhookClient, webhookBackoff: *opts.WebhookBackoff}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -256,7 +273,7 @@ type leaderRun struct {
 
 // startLeaderLoops starts, after a barrier that makes this server's state
 // include everything the previous leader committed, the rollout engine,
-// membership reconciliation and host liveness.
+// membership reconciliation, host liveness and webhook delivery.
 func (s *Server) startLeaderLoops(ctx context.Context) *leaderRun {
 	lctx, cancel := context.WithCancel(ctx)
 	run := &leaderRun{cancel: cancel}
@@ -267,7 +284,7 @@ func (s *Server) startLeaderLoops(ctx context.Context) *leaderRun {
 			s.log.Warn("leader loops not started: barrier failed", "err", err)
 			return
 		}
-		for _, loop := range []func(context.Context){s.runEngine, s.reconcileMembers, s.monitorLiveness} {
+		for _, loop := range []func(context.Context){s.runEngine, s.reconcileMembers, s.monitorLiveness, s.runWebhooks} {
 			run.wg.Add(1)
 			go func() {
 				defer run.wg.Done()

@@ -3,18 +3,25 @@ package test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/drover-dev/drover/agent"
 	"github.com/drover-dev/drover/artifacts"
+	"github.com/drover-dev/drover/controlplane"
 	"github.com/drover-dev/drover/controlplane/api"
 	"github.com/drover-dev/drover/controlplane/testcluster"
+	"github.com/drover-dev/drover/controlplane/webhook"
 	"github.com/drover-dev/drover/deploy"
 	"github.com/drover-dev/drover/pki"
 	"github.com/emersion/go-ical"
@@ -439,5 +446,77 @@ func TestCalendarFeed(t *testing.T) {
 	}
 	if end, err := r.DateTimeEnd(nil); err != nil || end.Sub(time.Now()) < 3*time.Hour {
 		t.Errorf("rollout event ends %v (%v); want its deadline", end, err)
+	}
+}
+
+// TestWebhooksSignedAndRetried: rollout events reach a webhook as JSON
+// signed with HMAC-SHA256; a failed delivery is retried with the same
+// event ID; the secret is never shown back.
+func TestWebhooksSignedAndRetried(t *testing.T) {
+	c, key, _ := hostsFleet(t, "k1", "k2")
+	const secret = "0123456789abcdef-webhook"
+	var (
+		mu       sync.Mutex
+		attempts = map[string]int{}
+		received []controlplane.WebhookBody
+		badSigs  int
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		if !webhook.Verify([]byte(secret), r.Header.Get(webhook.TimestampHeader), body, r.Header.Get(webhook.SignatureHeader)) {
+			badSigs++
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		id := r.Header.Get(webhook.DeliveryHeader)
+		if attempts[id]++; attempts[id] == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable) // every event fails once
+			return
+		}
+		var b controlplane.WebhookBody
+		if err := json.Unmarshal(body, &b); err != nil || b.ID != id {
+			t.Errorf("body %s: %v", body, err)
+		}
+		received = append(received, b)
+	}))
+	defer srv.Close()
+	if err := c.Admin.SetSettings(context.Background(), api.Settings{Webhooks: []api.Webhook{{URL: srv.URL, Secret: secret}}}); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := c.Admin.Settings(context.Background()); err != nil || s.Webhooks[0].Secret == secret {
+		t.Fatalf("settings as read back: %+v, %v; want the secret redacted", s, err)
+	}
+	c.Publish("web", "2.0.0", webFiles, webCheck, key)
+	id := create(t, c, api.RolloutRequest{Release: "web@2.0.0", Start: true, Plan: plan(t, "1,100%", nil)})
+	c.WaitRollout(id, 60*time.Second, api.RolloutCompleted)
+	want := []string{"rollout.started", "rollout.wave_promoted", "rollout.completed"}
+	testcluster.WaitFor(t, 20*time.Second, "the rollout's events at the webhook", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		var got []string
+		for _, b := range received {
+			if b.Subject == id {
+				got = append(got, b.Event)
+			}
+		}
+		return slices.Equal(got, want)
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for _, b := range received {
+		if b.Subject != id {
+			t.Errorf("event %s about %s: a new webhook hears only of what happens after it was added", b.Event, b.Subject)
+		}
+		if attempts[b.ID] != 2 {
+			t.Errorf("event %s delivered after %d attempt(s); want 2 (one failure, one retry)", b.ID, attempts[b.ID])
+		}
+		if b.Rollout == nil || b.Rollout.ID != id {
+			t.Errorf("event %s carries rollout %+v", b.Event, b.Rollout)
+		}
+	}
+	if badSigs > 0 {
+		t.Errorf("%d deliveries with a bad signature", badSigs)
 	}
 }

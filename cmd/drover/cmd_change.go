@@ -20,7 +20,7 @@ import (
 func (a *app) readinessCommand() *cobra.Command {
 	var pf planFlags
 	cmd := &cobra.Command{
-		Use:   "readiness NAME@VERSION [--rollout PLAN.yaml] [plan flags]",
+		Use:   "readiness [NAME@VERSION] [--rollout PLAN.yaml] [plan flags]",
 		Short: "Review whether a planned rollout of a release may start",
 		Long: `Run the readiness review of a planned rollout, without creating it, and
 print each gate as pass or fail with its reason:
@@ -43,7 +43,7 @@ and flags. Exits 0 when every gate passes and 1 when one fails.`,
 		Example: `  drover release readiness web@1.2.0 --rollout plan.yaml
   drover release readiness web@1.2.0 --selector env=prod --waves 1,25%,100% --deadline 2026-12-02T06:00:00+01:00
   drover release readiness web@1.2.0 -o json`,
-		Args: cobra.ExactArgs(1),
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req, err := pf.request(cmd.Flags(), args)
 			if err != nil {

@@ -148,8 +148,8 @@ type RolloutRequest struct {
 	Selector map[string]string `json:"selector,omitempty"`
 	// Where filters the targets further over labels and inventory facts,
 	// e.g. "os=debian,memory_gib>=8" (see inventory.ParseWhere).
-	Where string `json:"where,omitempty"`
-	Plan     deploy.Plan       `json:"plan"`
+	Where string      `json:"where,omitempty"`
+	Plan  deploy.Plan `json:"plan"`
 	// Queue: when the rollout conflicts with others, queue it after them
 	// instead of refusing it.
 	Queue bool `json:"queue,omitempty"`

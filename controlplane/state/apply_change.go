@@ -106,6 +106,16 @@ func (w *writer) settingsSet(b SettingsSet) *api.Error {
 	}
 	w.meta(&s.Meta)
 	w.insert(tabSettings, &settingsRow{ID: settingsID, Settings: s})
+	// A new webhook hears of events from now on, not the whole history.
+	head := uint64(0)
+	if last, _ := w.tx.Last(tabAudit, "id"); last != nil {
+		head = last.(*auditRow).Entry.Seq
+	}
+	for _, h := range s.Webhooks {
+		if w.first(tabCursors, h.URL) == nil {
+			w.insert(tabCursors, &webhookCursor{URL: h.URL, Seq: head})
+		}
+	}
 	var hooks []string
 	for _, h := range s.Webhooks {
 		hooks = append(hooks, h.URL) // never the secret

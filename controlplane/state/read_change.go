@@ -27,12 +27,12 @@ func (s *Store) Audit(ws memdb.WatchSet, after uint64, limit int) ([]api.AuditEn
 	if err != nil {
 		panic(err)
 	}
-	ws.Add(it.WatchCh())
 	var out []api.AuditEntry
 	for obj := it.Next(); obj != nil && (limit == 0 || len(out) < limit); obj = it.Next() {
 		out = append(out, obj.(*auditRow).Entry)
 	}
-	return out, s.TableIndex(nil, tabAudit)
+	// A lower-bound iterator has no watch channel: watch the table's index.
+	return out, s.TableIndex(ws, tabAudit)
 }
 
 // AuditFor returns the audit entries about one subject (a rollout ID, say),

@@ -22,6 +22,7 @@ import (
 	"github.com/drover-dev/drover/controlplane/api"
 	"github.com/drover-dev/drover/controlplane/bootstrap"
 	"github.com/drover-dev/drover/controlplane/client"
+	"github.com/drover-dev/drover/controlplane/webhook"
 	"github.com/drover-dev/drover/deploy"
 	"github.com/drover-dev/drover/pki"
 )
@@ -120,7 +121,7 @@ func (c *Cluster) StartServer(i int) *controlplane.Server {
 	var s *controlplane.Server
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		s, err = controlplane.New(cfg, controlplane.Options{Logger: c.Log, Network: c.Net.For(cfg.ID), Clock: c.clock})
+		s, err = controlplane.New(cfg, c.serverOptions(cfg.ID))
 		if err == nil {
 			break
 		}
@@ -133,6 +134,13 @@ func (c *Cluster) StartServer(i int) *controlplane.Server {
 	return s
 }
 
+// serverOptions are what the cluster injects into server id; webhooks are
+// retried quickly, so that tests of retries do not wait.
+func (c *Cluster) serverOptions(id string) controlplane.Options {
+	return controlplane.Options{Logger: c.Log, Network: c.Net.For(id), Clock: c.clock,
+		WebhookBackoff: &webhook.Backoff{Initial: 50 * time.Millisecond, Max: time.Second, Attempts: 5}}
+}
+
 // TryStartServer starts server i once and returns the error, if any.
 func (c *Cluster) TryStartServer(i int) error {
 	cfg, err := controlplane.LoadConfig(c.Boot.ServerConfigs[c.IDs[i]])
@@ -142,7 +150,7 @@ func (c *Cluster) TryStartServer(i int) error {
 	if c.Tune != nil {
 		c.Tune(cfg)
 	}
-	s, err := controlplane.New(cfg, controlplane.Options{Logger: c.Log, Network: c.Net.For(cfg.ID), Clock: c.clock})
+	s, err := controlplane.New(cfg, c.serverOptions(cfg.ID))
 	if err == nil {
 		c.Servers[i] = s
 	}
