@@ -100,6 +100,14 @@ func (s *Server) handle(mux *http.ServeMux, rt route) {
 			s.writeError(w, r, err)
 			return
 		}
+		// A client that asks to be served by the leader (operators, who must
+		// read what they just wrote, even from a new process) is sent there.
+		if r.Header.Get(api.HeaderRead) == api.ReadLeader && !s.IsLeader() {
+			if leader := s.leaderURL(); leader != "" {
+				_ = writeJSON(w, http.StatusMisdirectedRequest, api.Errorf(api.CodeUnavailable, "server %s is not the leader; ask %s", s.cfg.ID, leader))
+				return
+			}
+		}
 		if rt.maxBody > 0 {
 			r.Body = http.MaxBytesReader(w, r.Body, rt.maxBody)
 		}

@@ -389,3 +389,37 @@ func TestReadOnlyDataDirectoryIsRefusedAtStart(t *testing.T) {
 	}
 	t.Logf("s2 says: %v", err)
 }
+
+// TestOperatorReadsGoToTheLeader: a new operator client (a new CLI
+// process, say) that first asks a follower is sent on to the leader, so it
+// reads what was just written through any server; agents' and other
+// clients' reads stay on the server they ask.
+func TestOperatorReadsGoToTheLeader(t *testing.T) {
+	c := testcluster.Start(t, 3)
+	leader := c.Leader()
+	follower := (leader + 1) % 3
+	cfg, err := client.LoadConfig(c.Boot.AdminConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Servers = []string{"https://" + c.ServerAPI(follower), "https://" + c.ServerAPI((leader+2)%3), "https://" + c.ServerAPI(leader)}
+	fresh, err := cfg.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	resp, err := fresh.Send(context.Background(), client.Request{Method: "GET", Path: api.PathClusterStatus})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Request.URL.Host; got != c.ServerAPI(leader) {
+		t.Errorf("served by %s; want the leader %s", got, c.ServerAPI(leader))
+	}
+	local := c.ClientFor(follower)
+	resp, err = local.Send(context.Background(), client.Request{Method: "GET", Path: api.PathClusterStatus})
+	if err != nil {
+		t.Fatalf("a plain read from the follower: %v", err)
+	}
+	resp.Body.Close()
+}

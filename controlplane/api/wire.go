@@ -52,6 +52,11 @@ const (
 	HeaderIdempotencyKey = "Idempotency-Key"
 	// HeaderLeader names the API address of the leader, when known.
 	HeaderLeader = "X-Drover-Leader"
+	// HeaderRead set to ReadLeader asks to be served by the leader: a
+	// follower that knows the leader answers 421 Misdirected Request with
+	// HeaderLeader, and the client asks the leader.
+	HeaderRead = "X-Drover-Read"
+	ReadLeader = "leader"
 )
 
 // EnrollRequest is an agent asking to join with a join token.

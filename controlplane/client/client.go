@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -144,16 +145,21 @@ func (c *Client) Send(ctx context.Context, req Request) (*http.Response, error) 
 		req.Key = newKey()
 	}
 	servers, start := c.snapshot(req.Method != http.MethodGet || c.ReadFromLeader)
+	order := make([]int, len(servers))
+	for i := range servers {
+		order[i] = (start + i) % len(servers)
+	}
 	var tried []string
 	var lastErr error
-	for i := range servers {
-		n := (start + i) % len(servers)
+	redirected := false
+	for len(order) > 0 {
+		n := order[0]
+		order = order[1:]
 		base := servers[n]
-		if req.Avoid[base] {
+		if req.Avoid[base] || slices.Contains(tried, base) {
 			continue
 		}
-		tried = append(tried, base)
-		if i > 0 && req.Body != nil {
+		if len(tried) > 0 && req.Body != nil {
 			seeker, ok := req.Body.(io.Seeker)
 			if !ok {
 				break // a consumed stream cannot be sent again
@@ -162,6 +168,7 @@ func (c *Client) Send(ctx context.Context, req Request) (*http.Response, error) 
 				return nil, err
 			}
 		}
+		tried = append(tried, base)
 		hreq, err := c.build(ctx, base, req, body)
 		if err != nil {
 			return nil, err
@@ -174,9 +181,20 @@ func (c *Client) Send(ctx context.Context, req Request) (*http.Response, error) 
 			lastErr = err
 			continue
 		}
-		if resp.StatusCode == http.StatusServiceUnavailable {
+		switch resp.StatusCode {
+		case http.StatusServiceUnavailable:
 			lastErr = decodeError(resp)
 			resp.Body.Close()
+			continue
+		case http.StatusMisdirectedRequest: // not the leader: ask the one it names, next
+			lastErr = decodeError(resp)
+			resp.Body.Close()
+			leader := resp.Header.Get(api.HeaderLeader)
+			c.answered(n, false, leader)
+			if i := slices.Index(servers, leader); i >= 0 && !redirected {
+				redirected = true
+				order = append([]int{i}, order...)
+			}
 			continue
 		}
 		c.answered(n, req.Method == http.MethodGet, resp.Header.Get(api.HeaderLeader))
@@ -213,6 +231,9 @@ func (c *Client) build(ctx context.Context, base string, req Request, body []byt
 	}
 	if req.Key != "" {
 		hreq.Header.Set(api.HeaderIdempotencyKey, req.Key)
+	}
+	if c.ReadFromLeader {
+		hreq.Header.Set(api.HeaderRead, api.ReadLeader)
 	}
 	return hreq, nil
 }

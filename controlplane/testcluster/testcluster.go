@@ -427,6 +427,7 @@ func (c *Cluster) ClientFor(i int) *client.Client {
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	cl.ReadFromLeader = false // reads are answered by server i itself
 	c.t.Cleanup(cl.Close)
 	return cl
 }
