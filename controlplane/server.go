@@ -131,8 +131,10 @@ func New(config *Config, opts Options) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// http.Transport writes to its TLS config on first use, and the Raft
+	// stream layer clones peerClient concurrently: each gets its own copy.
 	s.peers = &http.Client{Transport: &http.Transport{
-		TLSClientConfig: peerClient, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 16,
+		TLSClientConfig: peerClient.Clone(), ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 16,
 		DialContext: opts.Network.DialContext, TLSHandshakeTimeout: 5 * time.Second,
 	}}
 

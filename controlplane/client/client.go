@@ -41,10 +41,11 @@ type Client struct {
 	leader  string   // the leader's URL, as the last answer named it
 }
 
-// New returns a client for the servers (base URLs) with the TLS config.
+// New returns a client for the servers (base URLs) with the TLS config. The
+// client keeps its own copy of tlsConfig, which the caller may share.
 func New(servers []string, tlsConfig *tls.Config) *Client {
 	tr := &http.Transport{
-		TLSClientConfig:     tlsConfig,
+		TLSClientConfig:     tlsConfig.Clone(),
 		ForceAttemptHTTP2:   true,
 		MaxIdleConnsPerHost: 4,
 		TLSHandshakeTimeout: 10 * time.Second,
