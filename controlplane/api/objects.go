@@ -35,7 +35,45 @@ type Host struct {
 	Inventory       json.RawMessage `json:"inventory,omitempty"`
 	InventoryDigest string          `json:"inventory_digest,omitempty"`
 	InventoryAt     time.Time       `json:"inventory_at,omitempty"`
+	// ChangedAt is when the host's configuration last changed (see
+	// inventory.Configuration); InventoryAt moves with free space too.
+	ChangedAt time.Time `json:"changed_at,omitempty"`
+	// DriftAt is when a change that no rollout made was last seen.
+	DriftAt time.Time `json:"drift_at,omitempty"`
+	// Machine identifies the hardware, "serial/uuid", when the inventory
+	// has both: no two hosts may report the same machine.
+	Machine string `json:"machine,omitempty"`
 	Meta
+}
+
+// HostChange is one entry of a host's configuration history: the facts
+// that changed from one inventory it reported to the next.
+type HostChange struct {
+	ID   string    `json:"id"` // host/raft index, zero-padded to sort
+	Host string    `json:"host"`
+	At   time.Time `json:"at"`
+	// Initial marks the host's first inventory; Facts counts its facts,
+	// which are not listed as changes.
+	Initial bool         `json:"initial,omitempty"`
+	Facts   int          `json:"facts,omitempty"`
+	Changes []FactChange `json:"changes,omitempty"`
+	// Omitted counts changes left out beyond the first MaxHostChanges.
+	Omitted int `json:"omitted,omitempty"`
+	// Drift is set when a change was made by no rollout.
+	Drift bool `json:"drift,omitempty"`
+	Meta
+}
+
+// MaxHostChanges bounds the changes one history entry lists.
+const MaxHostChanges = 2000
+
+// FactChange is one changed fact and the rollout that made it; an empty
+// Rollout is drift.
+type FactChange struct {
+	Fact    string `json:"fact"`
+	From    string `json:"from,omitempty"`
+	To      string `json:"to,omitempty"`
+	Rollout string `json:"rollout,omitempty"`
 }
 
 // IssuedCert is one certificate the cluster issued.

@@ -102,6 +102,7 @@ func (w *writer) decommission(b Decommission) *api.Error {
 		panic(err)
 	}
 	w.touch(tabHosts)
+	w.dropHistory(h.ID)
 	w.audit(AuditHostDecommision, "host/"+h.ID, "%s", b.Reason)
 	return nil
 }

@@ -2,10 +2,12 @@ package state
 
 import (
 	"crypto/subtle"
+	"encoding/json"
 	"maps"
 
 	"github.com/drover-dev/drover/controlplane/api"
 	"github.com/drover-dev/drover/deploy"
+	"github.com/drover-dev/drover/inventory"
 )
 
 func (w *writer) tokenCreate(b TokenCreate) *api.Error {
@@ -61,6 +63,8 @@ func (w *writer) enroll(b Enroll) *api.Error {
 	return nil
 }
 
+// inventory replaces a host's inventory and records in its history the
+// configuration facts that changed (see history.go).
 func (w *writer) inventory(b Inventory) *api.Error {
 	old, _ := w.first(tabHosts, b.Host).(*api.Host)
 	if old == nil {
@@ -69,7 +73,20 @@ func (w *writer) inventory(b Inventory) *api.Error {
 	if old.InventoryDigest == b.Digest {
 		return nil
 	}
+	var sys inventory.System
+	if err := json.Unmarshal(b.System, &sys); err != nil {
+		return api.Errorf(api.CodeInvalid, "inventory of host %s: %v", b.Host, err)
+	}
 	h := *old
+	h.Machine = machineID(&sys)
+	if h.Machine != "" {
+		if other, _ := w.firstBy(tabHosts, "machine", h.Machine).(*api.Host); other != nil && other.ID != h.ID {
+			return api.Errorf(api.CodeConflict, "host %s reports the machine (serial number and UUID %s) that host %s already reports: "+
+				"one host cannot take another's identity; if the machine was re-enrolled under a new name, decommission %s first",
+				h.ID, h.Machine, other.ID, other.ID)
+		}
+	}
+	w.recordChanges(&h, &sys)
 	h.Inventory, h.InventoryDigest, h.InventoryAt = b.System, b.Digest, w.cmd.Time
 	w.meta(&h.Meta)
 	w.insert(tabHosts, &h)

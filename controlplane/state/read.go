@@ -58,6 +58,12 @@ func (s *Store) Hosts(ws memdb.WatchSet) ([]*api.Host, uint64) {
 	return getAll[*api.Host](s, ws, tabHosts, "id"), s.TableIndex(nil, tabHosts)
 }
 
+// HostHistory returns a host's configuration history, oldest first, and
+// the index of the last change to any history.
+func (s *Store) HostHistory(ws memdb.WatchSet, host string) ([]*api.HostChange, uint64) {
+	return getAll[*api.HostChange](s, ws, tabHostChanges, "id_prefix", host+"/"), s.TableIndex(nil, tabHostChanges)
+}
+
 // Token returns one join token.
 func (s *Store) Token(id string) (*api.Token, bool) { return getOne[*api.Token](s, nil, tabTokens, id) }
 

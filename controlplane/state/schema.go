@@ -20,6 +20,7 @@ const (
 	tabSettings    = "settings"
 	tabAudit       = "audit"
 	tabCursors     = "webhook_cursors"
+	tabHostChanges = "host_changes"
 	tabIndex       = "index"
 )
 
@@ -41,7 +42,8 @@ func table(name, idField string, extra ...*memdb.IndexSchema) *memdb.TableSchema
 
 func schema() *memdb.DBSchema {
 	tables := []*memdb.TableSchema{
-		table(tabHosts, "ID"),
+		table(tabHosts, "ID", &memdb.IndexSchema{Name: "machine", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "Machine"}}),
+		table(tabHostChanges, "ID", fieldIndex("host", "Host")),
 		table(tabTokens, "ID"),
 		table(tabPayloads, "SHA256"),
 		table(tabTrustLog, "ID", fieldIndex("app", "App")),
@@ -68,4 +70,4 @@ func schema() *memdb.DBSchema {
 
 // snapshotTables is every table, in the order snapshots write them.
 var snapshotTables = []string{tabHosts, tabTokens, tabPayloads, tabReleases, tabRollouts, tabDeployments, tabTrust, tabTrustLog,
-	tabIdempotent, tabOperators, tabRevocations, tabWindows, tabFreezes, tabSettings, tabAudit, tabCursors, tabIndex}
+	tabIdempotent, tabOperators, tabRevocations, tabWindows, tabFreezes, tabSettings, tabAudit, tabCursors, tabHostChanges, tabIndex}

@@ -146,6 +146,8 @@ func decodeObject(rec record) (any, error) {
 		obj = new(auditRow)
 	case tabCursors:
 		obj = new(webhookCursor)
+	case tabHostChanges:
+		obj = new(api.HostChange)
 	default:
 		return nil, fmt.Errorf("snapshot has unknown table %q", rec.Table)
 	}

@@ -23,7 +23,8 @@ func history(h *harness) {
 	h.addHosts(map[string]string{"env": "prod", "site": "berlin"}, "h1", "h2")
 	h.addHosts(map[string]string{"env": "dev"}, "h3")
 	h.must(CmdTokenCreate, tokenBody("spare", 5, map[string]string{"env": "prod"}, h.now.Add(time.Hour)))
-	h.must(CmdInventory, Inventory{Host: "h1", System: []byte(`{"os":"linux","cpus":4}`), Digest: "d1"})
+	h.must(CmdInventory, Inventory{Host: "h1", System: []byte(`{"HostName":"h1","OperatingSystem":{"Kernel":"6.1"}}`), Digest: "d1"})
+	h.must(CmdInventory, Inventory{Host: "h1", System: []byte(`{"HostName":"h1","OperatingSystem":{"Kernel":"6.2"}}`), Digest: "d2"})
 	web1 := h.addRelease("web", "1.0.0")
 	r1 := h.addRollout(web1, map[string]string{"env": "prod"}, "1,100%", 1)
 	h.start(r1, 0, "h1")
@@ -52,6 +53,9 @@ func reads(s *Store) map[string]any {
 	out := map[string]any{}
 	hosts, hi := s.Hosts(nil)
 	out["hosts"], out["hosts index"] = hosts, hi
+	for _, h := range hosts {
+		out["history "+h.ID], _ = s.HostHistory(nil, h.ID)
+	}
 	releases, ri := s.Releases(nil)
 	out["releases"], out["releases index"] = releases, ri
 	rollouts, roi := s.Rollouts(nil)
