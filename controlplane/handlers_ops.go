@@ -2,7 +2,6 @@ package controlplane
 
 import (
 	"crypto/rand"
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"github.com/drover-dev/drover/artifacts"
 	"github.com/drover-dev/drover/controlplane/api"
 	"github.com/drover-dev/drover/controlplane/state"
-	"github.com/drover-dev/drover/inventory"
 	"github.com/drover-dev/drover/pki"
 )
 
@@ -101,53 +99,6 @@ func (s *Server) getRollout(w http.ResponseWriter, r *http.Request, _ pki.Identi
 		return api.Errorf(api.CodeNotFound, "rollout %s does not exist", id)
 	}
 	return writeJSON(w, http.StatusOK, out)
-}
-
-func (s *Server) listHosts(w http.ResponseWriter, r *http.Request, _ pki.Identity) error {
-	var out []*api.Host
-	err := s.blocking(w, r, func(ws memdb.WatchSet) (index uint64) {
-		out, index = s.store.Hosts(ws)
-		return index
-	})
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, nonNil(out))
-}
-
-// exportInventory streams the inventory for a CMDB, one host at a time.
-func (s *Server) exportInventory(w http.ResponseWriter, r *http.Request, _ pki.Identity) error {
-	format := r.URL.Query().Get("format")
-	if format == "" {
-		format = "csv"
-	}
-	if format != "csv" {
-		return api.Errorf(api.CodeInvalid, "format %q: allowed values are csv", format)
-	}
-	hosts, index := s.store.Hosts(nil)
-	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	w.Header().Set(api.HeaderIndex, strconv.FormatUint(index, 10))
-	cw := inventory.NewCSVWriter(w)
-	for _, h := range hosts {
-		if err := cw.Write(inventoryRecord(h)); err != nil {
-			return err
-		}
-	}
-	return cw.Flush()
-}
-
-func inventoryRecord(h *api.Host) inventory.Record {
-	rec := inventory.Record{Host: h.ID, Labels: h.Labels, Status: h.Status, LastSeen: h.LastReport, UpdatedAt: h.InventoryAt}
-	if len(h.Inventory) > 0 {
-		var sys inventory.System
-		if json.Unmarshal(h.Inventory, &sys) == nil {
-			rec.System = &sys
-		}
-	}
-	if rec.System != nil && len(h.Releases) > 0 {
-		rec.System.Releases = h.Releases // what the host reported last is newer
-	}
-	return rec
 }
 
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request, caller pki.Identity) error {

@@ -58,6 +58,7 @@ func (s *Server) routeTable() []route {
 		{"GET /v1/audit", viewers, 0, s.listAudit},
 		{"GET /v1/calendar.ics", viewers, 0, s.calendar},
 		{"GET /v1/hosts", viewers, 0, s.listHosts},
+		{"GET /v1/hosts/{id}", viewers, 0, s.getHost},
 		{"POST /v1/hosts/{id}/decommission", admins, smallBody, s.decommissionHost},
 		{"GET /v1/inventory/export", viewers, 0, s.exportInventory},
 

@@ -14,7 +14,8 @@ type Record struct {
 	Labels    map[string]string
 	Status    string    // e.g. "online", "offline"
 	LastSeen  time.Time // zero = never
-	UpdatedAt time.Time // last inventory change
+	UpdatedAt time.Time // last configuration change (see Configuration)
+	DriftAt   time.Time // last change that no rollout made; zero = none
 	System    *System
 }
 
@@ -47,6 +48,7 @@ type Record struct {
 //	status              Record.Status
 //	last_seen           Record.LastSeen, RFC 3339 UTC
 //	updated_at          Record.UpdatedAt, RFC 3339 UTC
+//	drift_at            Record.DriftAt, RFC 3339 UTC
 //
 // Cells holding several values join them with ";". A time that is zero, a
 // number that is zero (unknown), and every System column of a Record
@@ -59,7 +61,7 @@ var CSVColumns = []string{
 	"cpu_count", "core_count", "logical_processors", "cpu_model", "memory_gib",
 	"ip_addresses", "mac_addresses", "disks_total_gib",
 	"labels", "releases", "agent_version",
-	"status", "last_seen", "updated_at",
+	"status", "last_seen", "updated_at", "drift_at",
 }
 
 // CSVWriter streams Records as RFC 4180 CSV (CRLF line endings) under the

@@ -26,7 +26,7 @@ func csvRow(r Record) []string {
 		text(s.ProcessorSummary.Model), decimal(s.MemorySummary.TotalSystemMemoryGiB),
 		text(ipAddresses(s)), text(macAddresses(s)), decimal(disksGiB(s)),
 		text(pairs(r.Labels)), text(pairs(s.Releases)), text(s.AgentVersion),
-		text(r.Status), timestamp(r.LastSeen), timestamp(r.UpdatedAt),
+		text(r.Status), timestamp(r.LastSeen), timestamp(r.UpdatedAt), timestamp(r.DriftAt),
 	}
 }
 

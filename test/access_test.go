@@ -76,7 +76,7 @@ func TestEveryRoleAgainstEveryEndpoint(t *testing.T) {
 	token := c.Token(nil, 1)
 	ag := c.StartAgent("h1", "", token)
 	testcluster.WaitFor(t, 10*time.Second, "h1 to enroll", func() bool {
-		hosts, err := c.Admin.Hosts(context.Background())
+		hosts, err := c.Admin.Hosts(context.Background(), client.HostQuery{})
 		return err == nil && len(hosts) == 1
 	})
 	agentCert, agentKey := readAgentIdentity(t, ag.Dir)
@@ -169,6 +169,7 @@ var expectedAccess = map[string]string{
 	"GET /v1/settings":                 "viewer",
 	"PUT /v1/settings":                 "admin",
 	"GET /v1/hosts":                    "viewer",
+	"GET /v1/hosts/{id}":               "viewer",
 	"POST /v1/hosts/{id}/decommission": "admin",
 	"GET /v1/inventory/export":         "viewer",
 	"POST /v1/tokens":                  "admin",
@@ -321,7 +322,7 @@ func TestEnrollmentRefusesBadTokens(t *testing.T) {
 		t.Errorf("enroll with the granted name: %v", err)
 	}
 	testcluster.WaitFor(t, 5*time.Second, "h1 and web-1 enrolled, nobody else", func() bool {
-		hosts, _ := c.Admin.Hosts(context.Background())
+		hosts, _ := c.Admin.Hosts(context.Background(), client.HostQuery{})
 		return len(hosts) == 2 && hosts[0].ID == "h1" && hosts[1].ID == "web-1"
 	})
 }
@@ -356,7 +357,7 @@ func TestCertificatesFromElsewhereAreRefused(t *testing.T) {
 		"certificate of another CA": foreignAdmin(t, c),
 	}
 	for name, cl := range cases {
-		_, err := cl.Hosts(context.Background())
+		_, err := cl.Hosts(context.Background(), client.HostQuery{})
 		if !denied(err) {
 			t.Errorf("%s: listing hosts gave %v; want a refusal", name, err)
 		}
@@ -367,7 +368,7 @@ func TestRevocationAndDecommission(t *testing.T) {
 	c := testcluster.Start(t, 3)
 	bobCert, bobKey := c.OperatorCert("bob", pki.RoleDeployer)
 	bob := c.ClientWith(bobCert, bobKey)
-	if _, err := bob.Hosts(context.Background()); err != nil {
+	if _, err := bob.Hosts(context.Background(), client.HostQuery{}); err != nil {
 		t.Fatalf("bob before revocation: %v", err)
 	}
 	if _, err := c.Admin.Do(context.Background(), client.Request{Method: "POST", Path: api.PathOperators + "/bob/revoke",
@@ -378,7 +379,7 @@ func TestRevocationAndDecommission(t *testing.T) {
 	for i, id := range c.IDs {
 		only := c.ClientWith(bobCert, bobKey, i)
 		testcluster.WaitFor(t, 5*time.Second, "server "+id+" to refuse bob", func() bool {
-			_, err := only.Hosts(context.Background())
+			_, err := only.Hosts(context.Background(), client.HostQuery{})
 			return denied(err)
 		})
 	}
@@ -386,7 +387,7 @@ func TestRevocationAndDecommission(t *testing.T) {
 	token := c.Token(nil, 1)
 	ag := c.StartAgent("h1", "", token)
 	testcluster.WaitFor(t, 10*time.Second, "h1 to enroll", func() bool {
-		hosts, err := c.Admin.Hosts(context.Background())
+		hosts, err := c.Admin.Hosts(context.Background(), client.HostQuery{})
 		return err == nil && len(hosts) == 1
 	})
 	cert, key := readAgentIdentity(t, ag.Dir)
@@ -396,7 +397,7 @@ func TestRevocationAndDecommission(t *testing.T) {
 		t.Fatalf("h1 before decommission: %v", err)
 	}
 	// An agent cannot call an operator endpoint.
-	if _, err := h1.Hosts(context.Background()); !denied(err) {
+	if _, err := h1.Hosts(context.Background(), client.HostQuery{}); !denied(err) {
 		t.Errorf("agent listing hosts: %v; want a refusal", err)
 	}
 	// An agent cannot speak for another host: a report carries no host.
@@ -425,13 +426,13 @@ func TestAgentRenewsItsCertificate(t *testing.T) {
 	token := c.Token(nil, 1)
 	ag := c.StartAgent("h1", "", token)
 	testcluster.WaitFor(t, 10*time.Second, "h1 to enroll", func() bool {
-		hosts, err := c.Admin.Hosts(context.Background())
+		hosts, err := c.Admin.Hosts(context.Background(), client.HostQuery{})
 		return err == nil && len(hosts) == 1
 	})
 	before, _ := readAgentIdentity(t, ag.Dir)
 	clock.advance(5 * 24 * time.Hour) // past two thirds of the 7-day certificate
 	testcluster.WaitFor(t, 20*time.Second, "h1 to renew its certificate", func() bool {
-		hosts, err := c.Admin.Hosts(context.Background())
+		hosts, err := c.Admin.Hosts(context.Background(), client.HostQuery{})
 		return err == nil && len(hosts) == 1 && len(hosts[0].Certs) == 2
 	})
 	testcluster.WaitFor(t, 10*time.Second, "the new certificate on disk", func() bool {
@@ -444,7 +445,7 @@ func TestAgentRenewsItsCertificate(t *testing.T) {
 		t.Fatal("expected an error for an unknown rollout")
 	}
 	testcluster.WaitFor(t, 10*time.Second, "h1 to report with its new certificate", func() bool {
-		hosts, err := c.Admin.Hosts(context.Background())
+		hosts, err := c.Admin.Hosts(context.Background(), client.HostQuery{})
 		return err == nil && len(hosts) == 1 && hosts[0].Status == api.HostUp
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"github.com/drover-dev/drover/controlplane/client"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -86,7 +87,7 @@ func (p *agentProc) stop() {
 func waitHost(t *testing.T, c *testcluster.Cluster, name string) {
 	t.Helper()
 	testcluster.WaitFor(t, 30*time.Second, "host "+name+" to enroll", func() bool {
-		hosts, err := c.Admin.Hosts(context.Background())
+		hosts, err := c.Admin.Hosts(context.Background(), client.HostQuery{})
 		if err != nil {
 			return false
 		}

@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"github.com/drover-dev/drover/controlplane/client"
 	"testing"
 	"time"
 
@@ -11,7 +12,7 @@ import (
 )
 
 func hostStatus(t *testing.T, c *testcluster.Cluster, id string) string {
-	hosts, err := c.Admin.Hosts(context.Background())
+	hosts, err := c.Admin.Hosts(context.Background(), client.HostQuery{})
 	if err != nil {
 		return ""
 	}
@@ -47,7 +48,7 @@ func TestLivenessWithoutRaftWritesPerCheckin(t *testing.T) {
 	a2 := c.StartAgent("h2", "", token)
 	_ = a1
 	testcluster.WaitFor(t, 20*time.Second, "both hosts to report inventory", func() bool {
-		hosts, err := c.Admin.Hosts(context.Background())
+		hosts, err := c.Admin.Hosts(context.Background(), client.HostQuery{})
 		return err == nil && len(hosts) == 2 && len(hosts[0].Inventory) > 0 && len(hosts[1].Inventory) > 0
 	})
 

@@ -49,7 +49,7 @@ func startFleet(t *testing.T) *fleet {
 		f.agents = append(f.agents, c.StartAgent(name, "", token))
 	}
 	testcluster.WaitFor(t, 20*time.Second, "three hosts with inventory", func() bool {
-		hosts, err := c.Admin.Hosts(context.Background())
+		hosts, err := c.Admin.Hosts(context.Background(), client.HostQuery{})
 		if err != nil || len(hosts) != 3 {
 			return false
 		}
@@ -110,7 +110,7 @@ func TestSignedReleaseRollsOutInTwoWaves(t *testing.T) {
 			t.Errorf("%s: unpacked config = %q, %v", a.Name, b, err)
 		}
 	}
-	hosts, err := f.Admin.Hosts(context.Background())
+	hosts, err := f.Admin.Hosts(context.Background(), client.HostQuery{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/drover-dev/drover/artifacts"
+	"github.com/drover-dev/drover/controlplane/client"
 )
 
 // demoApp is the application the demo releases: a script whose self-test
@@ -109,7 +110,7 @@ func (a *app) runDemo(ctx context.Context, dir string, agents int) error {
 	logf("as expected: %s reverted to 1.0.0 and the rollout paused before its last wave", broken)
 
 	step("Summary")
-	hosts, err := d.admin.Hosts(ctx)
+	hosts, err := d.admin.Hosts(ctx, client.HostQuery{})
 	if err != nil {
 		return err
 	}
@@ -118,7 +119,7 @@ func (a *app) runDemo(ctx context.Context, dir string, agents int) error {
 		return err
 	}
 	step("Inventory export for the CMDB (CSV)")
-	if err := d.admin.Export(ctx, "csv", a.stdout); err != nil {
+	if err := d.admin.Export(ctx, "csv", client.HostQuery{}, a.stdout); err != nil {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "\ndemo finished in %s\n", time.Since(start).Round(100*time.Millisecond))

@@ -20,25 +20,75 @@ import (
 	"github.com/drover-dev/drover/controlplane/api"
 	"github.com/drover-dev/drover/controlplane/bootstrap"
 	"github.com/drover-dev/drover/controlplane/client"
+	"github.com/drover-dev/drover/deploy"
 	"github.com/drover-dev/drover/inventory"
 )
 
 func (a *app) hostCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "host", Short: "Enrolled hosts"}
+	cmd := &cobra.Command{Use: "host", Short: "Enrolled hosts: list, show with history, decommission"}
+	var q hostQueryFlags
 	list := &cobra.Command{
-		Use:   "list",
+		Use:   "list [--where EXPR] [--since TIME]",
 		Short: "List enrolled hosts with their releases and system facts",
+		Long: `List enrolled hosts. --where selects hosts by labels and inventory facts:
+comma-separated terms, all of which must hold, such as os=debian or
+memory_gib>=8 (keys and operators: docs/cmdb.md). --since keeps hosts whose
+configuration or status changed after a time (RFC 3339, or a duration back
+from now such as 24h). DRIFT shows when a host last changed in a way no
+rollout explains.`,
 		Example: `  drover host list
-  drover host list -o json`,
+  drover host list --where 'os=debian,memory_gib>=8'
+  drover host list --where 'env=prod,release.web<2.0' -o json
+  drover host list --since 24h`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var hosts []*api.Host
-			if err := a.get(cmd, api.PathHosts, &hosts); err != nil {
+			hq, err := q.query()
+			if err != nil {
 				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			hosts, err := c.Hosts(cmd.Context(), hq)
+			if err != nil {
+				return err
+			}
+			if hosts == nil {
+				hosts = []*api.Host{} // JSON: an empty list, not null
 			}
 			return a.printOut(hosts, hostTable(hosts))
 		},
 	}
+	q.register(list)
+	var historyLen int
+	show := &cobra.Command{
+		Use:   "show HOST [--history N]",
+		Short: "Show a host's inventory and its configuration history",
+		Long: `Show one host: identity, status, hardware, operating system, network,
+releases, custom facts, and its configuration history — each fact that
+changed, from what, to what, when, and the rollout that made the change.
+A change no rollout made is marked DRIFT. -o json prints everything,
+including the OS packages.`,
+		Example: `  drover host show web-1
+  drover host show web-1 --history 50
+  drover host show web-1 -o json | jq '.history[] | select(.drift)'`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			d, err := c.Host(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return a.printOut(d, func(w io.Writer) { hostDetail(w, d, historyLen) })
+		},
+	}
+	show.Flags().IntVar(&historyLen, "history", 20, "how many of the latest history entries the table shows (0: all)")
 	var reason string
 	decommission := &cobra.Command{
 		Use:   "decommission HOST [--reason TEXT]",
@@ -55,14 +105,42 @@ with a new join token.`,
 		},
 	}
 	decommission.Flags().StringVar(&reason, "reason", "", "why, for the record")
-	cmd.AddCommand(list, decommission)
+	cmd.AddCommand(list, show, decommission)
 	return cmd
+}
+
+// hostQueryFlags are --where and --since, shared by host list and
+// inventory export.
+type hostQueryFlags struct{ where, since string }
+
+func (q *hostQueryFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&q.where, "where", "", "select hosts by labels and facts, e.g. 'os=debian,memory_gib>=8'")
+	cmd.Flags().StringVar(&q.since, "since", "", "only hosts changed after TIME (RFC 3339) or within a duration (24h)")
+}
+
+func (q *hostQueryFlags) query() (client.HostQuery, error) {
+	out := client.HostQuery{Where: q.where}
+	if q.where != "" {
+		if _, err := inventory.ParseWhere(q.where); err != nil {
+			return out, usageErr("--where: %v", err)
+		}
+	}
+	if q.since != "" {
+		if d, err := time.ParseDuration(q.since); err == nil && d > 0 {
+			out.Since = time.Now().Add(-d)
+		} else if t, err := deploy.ParseTime(q.since); err == nil {
+			out.Since = t
+		} else {
+			return out, usageErr("--since %q: give an RFC 3339 time such as 2030-01-02T15:04:05Z, or a duration such as 24h", q.since)
+		}
+	}
+	return out, nil
 }
 
 // hostTable prints hosts with their releases and main system facts.
 func hostTable(hosts []*api.Host) func(w io.Writer) {
 	return func(w io.Writer) {
-		row(w, "HOST", "LABELS", "RELEASES", "OS", "CPUS", "MEMORY", "AGENT", "LAST REPORT")
+		row(w, "HOST", "STATUS", "LABELS", "RELEASES", "OS", "CPUS", "MEMORY", "AGENT", "LAST REPORT", "DRIFT")
 		for _, h := range hosts {
 			var sys inventory.System
 			_ = json.Unmarshal(h.Inventory, &sys)
@@ -74,53 +152,135 @@ func hostTable(hosts []*api.Host) func(w io.Writer) {
 			if n := sys.ProcessorSummary.LogicalProcessorCount; n > 0 {
 				cpus = fmt.Sprint(n)
 			}
-			row(w, h.ID, dash(api.FormatLabels(h.Labels)), dash(api.FormatLabels(h.Releases)), dash(osName), dash(cpus), dash(mem), dash(sys.AgentVersion), ago(h.LastReport))
+			drift := "-"
+			if !h.DriftAt.IsZero() {
+				drift = ago(h.DriftAt)
+			}
+			row(w, h.ID, dash(h.Status), dash(api.FormatLabels(h.Labels)), dash(api.FormatLabels(h.Releases)), dash(osName),
+				dash(cpus), dash(mem), dash(sys.AgentVersion), ago(h.LastReport), drift)
 		}
 	}
+}
+
+// hostDetail prints one host and the last n entries of its history.
+func hostDetail(w io.Writer, d *api.HostDetail, n int) {
+	h := d.Host
+	var sys inventory.System
+	_ = json.Unmarshal(h.Inventory, &sys)
+	field := func(k string, v any) { row(w, k+":", dash(fmt.Sprint(v))) }
+	field("Host", h.ID)
+	field("Status", fmt.Sprintf("%s since %s", h.Status, h.StatusSince.UTC().Format(time.RFC3339)))
+	field("Labels", api.FormatLabels(h.Labels))
+	field("Last report", ago(h.LastReport))
+	field("Hardware", strings.TrimSpace(sys.Manufacturer+" "+sys.Model))
+	field("Serial number", sys.SerialNumber)
+	field("Processors", fmt.Sprintf("%d logical, %s", sys.ProcessorSummary.LogicalProcessorCount, dash(sys.ProcessorSummary.Model)))
+	field("Memory", fmt.Sprintf("%.2f GiB", sys.MemorySummary.TotalSystemMemoryGiB))
+	field("OS", strings.TrimSpace(fmt.Sprintf("%s %s, kernel %s, %s", sys.OperatingSystem.Name, sys.OperatingSystem.Version, sys.OperatingSystem.Kernel, sys.OperatingSystem.Architecture)))
+	for _, n := range sys.NetworkInterfaces {
+		field("Interface "+n.Name, strings.TrimSpace(n.MACAddress+" "+strings.Join(append(slices.Clone(n.IPv4Addresses), n.IPv6Addresses...), " ")))
+	}
+	field("Releases", api.FormatLabels(h.Releases))
+	field("Agent", sys.AgentVersion)
+	field("Packages", len(sys.Packages))
+	field("Facts", api.FormatLabels(sys.Facts))
+	if !h.DriftAt.IsZero() {
+		field("Drift", "last change no rollout made: "+h.DriftAt.UTC().Format(time.RFC3339))
+	}
+	hist := d.History
+	if n > 0 && len(hist) > n {
+		fmt.Fprintf(w, "\nHistory (latest %d of %d; --history 0 for all):\n", n, len(hist))
+		hist = hist[len(hist)-n:]
+	} else {
+		fmt.Fprintf(w, "\nHistory:\n")
+	}
+	row(w, "TIME", "FACT", "FROM", "TO", "BY")
+	for _, e := range hist {
+		at := e.At.UTC().Format(time.RFC3339)
+		if e.Initial {
+			row(w, at, "(first inventory)", "-", fmt.Sprintf("%d facts", e.Facts), "-")
+			continue
+		}
+		for _, c := range e.Changes {
+			by := c.Rollout
+			if by == "" {
+				by = "DRIFT"
+			}
+			row(w, at, c.Fact, dash(clip(c.From, 40)), dash(clip(c.To, 40)), by)
+		}
+		if e.Omitted > 0 {
+			row(w, at, fmt.Sprintf("(%d more)", e.Omitted), "", "", "")
+		}
+	}
+}
+
+// clip shortens s to n runes for a table cell.
+func clip(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
 }
 
 func (a *app) inventoryCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "inventory", Short: "Export the fleet's inventory for the CMDB"}
 	var format, out string
+	var q hostQueryFlags
 	export := &cobra.Command{
-		Use:   "export [--format csv] [-f FILE]",
-		Short: "Export the inventory",
-		Long: `Export every host's inventory. CSV has one row per host with stable
-columns (see docs/cmdb.md), quoted per RFC 4180, with cells that a
-spreadsheet would run as a formula neutralised.`,
-		Example: `  drover inventory export --format csv > fleet.csv
-  drover inventory export --format csv --file fleet.csv`,
+		Use:   "export [--format csv|jsonl|servicenow] [--since TIME] [--where EXPR] [-o FILE]",
+		Short: "Export the inventory as CSV, JSON Lines or ServiceNow IRE payloads",
+		Long: `Export the inventory of the selected hosts (all by default), streamed:
+
+  csv         one row per host, stable documented columns, RFC 4180 quoting,
+              cells a spreadsheet would run as a formula neutralised
+  jsonl       one complete host record per line
+  servicenow  one Identification and Reconciliation payload per line,
+              {"items":[...],"relations":[...]}, ready to POST to
+              /api/now/identifyreconcile
+
+--since gives only hosts whose configuration or status changed after a time,
+for incremental feeds. docs/cmdb.md documents every column and field.`,
+		Example: `  drover inventory export > fleet.csv
+  drover inventory export --format jsonl -o fleet.jsonl
+  drover inventory export --format servicenow --since 24h --where env=prod -o ire.ndjson`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if format != "csv" {
-				return usageErr("--format %q: allowed values are csv", format)
+			if !slices.Contains(inventory.Formats, format) {
+				return usageErr("--format %q: allowed values are %s", format, strings.Join(inventory.Formats, ", "))
+			}
+			hq, err := q.query()
+			if err != nil {
+				return err
 			}
 			c, err := a.client()
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			w := a.stdout
-			if out != "" {
-				f, err := os.CreateTemp(".", ".export-*")
-				if err != nil {
-					return err
-				}
-				defer os.Remove(f.Name())
-				defer f.Close()
-				if err := c.Export(cmd.Context(), format, f); err != nil {
-					return err
-				}
-				if err := f.Close(); err != nil {
-					return err
-				}
-				return os.Rename(f.Name(), out)
+			if out == "" || out == "-" {
+				return c.Export(cmd.Context(), format, hq, a.stdout)
 			}
-			return c.Export(cmd.Context(), format, w)
+			// Write beside the target and rename, so that a failed export
+			// never leaves a truncated file where the last good one was.
+			f, err := os.CreateTemp(filepath.Dir(out), ".drover-export-*")
+			if err != nil {
+				return err
+			}
+			defer os.Remove(f.Name())
+			defer f.Close()
+			if err := c.Export(cmd.Context(), format, hq, f); err != nil {
+				return err
+			}
+			if err := f.Close(); err != nil {
+				return err
+			}
+			return os.Rename(f.Name(), out)
 		},
 	}
-	export.Flags().StringVar(&format, "format", "csv", "csv")
-	export.Flags().StringVarP(&out, "file", "f", "", "write to FILE instead of standard output")
+	export.Flags().StringVar(&format, "format", inventory.FormatCSV, strings.Join(inventory.Formats, ", "))
+	export.Flags().StringVarP(&out, "output", "o", "", "write to FILE instead of standard output")
+	export.Flags().StringVarP(&out, "file", "f", "", "same as --output")
+	q.register(export)
 	cmd.AddCommand(export)
 	return cmd
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/drover-dev/drover/controlplane/api"
+	"github.com/drover-dev/drover/controlplane/report"
 	"github.com/drover-dev/drover/deploy"
 	"github.com/drover-dev/drover/inventory"
 )
@@ -176,7 +178,7 @@ or pending; with -o json it prints one JSON event per line.`,
 			})
 		},
 	}
-	cmd.AddCommand(create, a.startCommand(), watchCmd, list, show, a.reportCommand(),
+	cmd.AddCommand(create, a.startCommand(), watchCmd, list, show, a.reportCommand(), a.changeRecordCommand(),
 		a.controlCommand(api.ActionPause, "paused", "Stop starting hosts (those in flight finish)",
 			"drover rollout pause r-42 --reason 'customer call'"),
 		a.controlCommand(api.ActionResume, "resumed", "Resume a paused rollout",
@@ -281,6 +283,38 @@ missed deadline); the timeline of decisions; and its rollback, if any.
 				return a.printOut(rep, nil)
 			}
 			return usageErr("--output %q: allowed values are md, json", a.output)
+		},
+	}
+}
+
+func (a *app) changeRecordCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "change-record ID",
+		Short: "A finished rollout as a change record (JSON) for the CMDB's change module",
+		Long: `Print what a finished rollout changed, as JSON for a CMDB's change module:
+who requested and approved it, when it ran, every host touched with the
+version before and after and its outcome, the back-out plan and the
+back-out carried out, deviations, and a close code (successful,
+successful_issues, unsuccessful). Field by field: docs/cmdb.md.`,
+		Example: `  drover rollout change-record r-42 > CHG-r-42.json`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			rep, err := c.Report(cmd.Context(), args[0], time.Now())
+			if err != nil {
+				return err
+			}
+			rec, err := report.Change(*rep)
+			if err != nil {
+				return fmt.Errorf("rollout %s (%s): %w", args[0], rep.State, err)
+			}
+			enc := json.NewEncoder(a.stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(rec)
 		},
 	}
 }

@@ -241,7 +241,7 @@ func (d *devCluster) waitLeader(ctx context.Context) error {
 
 func (d *devCluster) waitHosts(ctx context.Context, n int) error {
 	return poll(ctx, 60*time.Second, fmt.Sprintf("%d agents to enroll and report", n), func() bool {
-		hosts, err := d.admin.Hosts(ctx)
+		hosts, err := d.admin.Hosts(ctx, client.HostQuery{})
 		if err != nil || len(hosts) < n {
 			return false
 		}

@@ -40,10 +40,13 @@ type Host struct {
 	ChangedAt time.Time `json:"changed_at,omitempty"`
 	// DriftAt is when a change that no rollout made was last seen.
 	DriftAt time.Time `json:"drift_at,omitempty"`
-	// Machine identifies the hardware, "serial/uuid", when the inventory
-	// has both: no two hosts may report the same machine.
-	Machine string `json:"machine,omitempty"`
 	Meta
+}
+
+// HostDetail is one host with its configuration history, oldest first.
+type HostDetail struct {
+	Host    *Host         `json:"host"`
+	History []*HostChange `json:"history"`
 }
 
 // HostChange is one entry of a host's configuration history: the facts

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"aead.dev/minisign"
 	"github.com/drover-dev/drover/artifacts/chunks"
@@ -264,15 +265,46 @@ func (c *Client) ControlRollout(ctx context.Context, id, action, reason string) 
 }
 
 // Hosts lists the enrolled hosts.
-func (c *Client) Hosts(ctx context.Context) ([]*api.Host, error) {
+func (c *Client) Hosts(ctx context.Context, q HostQuery) ([]*api.Host, error) {
 	var out []*api.Host
-	_, err := c.Do(ctx, Request{Method: http.MethodGet, Path: api.PathHosts}, &out)
+	path := api.PathHosts
+	if v := q.values(); len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	_, err := c.Do(ctx, Request{Method: http.MethodGet, Path: path}, &out)
 	return out, err
 }
 
-// Export streams the inventory export in format to w.
-func (c *Client) Export(ctx context.Context, format string, w io.Writer) error {
-	resp, err := c.Send(ctx, Request{Method: http.MethodGet, Path: api.PathExport + "?format=" + url.QueryEscape(format)})
+// Host returns one host with its configuration history.
+func (c *Client) Host(ctx context.Context, id string) (*api.HostDetail, error) {
+	var out api.HostDetail
+	_, err := c.Do(ctx, Request{Method: http.MethodGet, Path: api.PathHosts + "/" + url.PathEscape(id)}, &out)
+	return &out, err
+}
+
+// HostQuery selects hosts for the host list and the inventory export.
+type HostQuery struct {
+	Where string    // inventory.ParseWhere syntax; "" selects every host
+	Since time.Time // hosts whose configuration or status changed after; zero = all
+}
+
+func (q HostQuery) values() url.Values {
+	v := url.Values{}
+	if q.Where != "" {
+		v.Set("where", q.Where)
+	}
+	if !q.Since.IsZero() {
+		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
+	}
+	return v
+}
+
+// Export streams the inventory export in format (csv, jsonl or
+// servicenow) of the hosts q selects to w.
+func (c *Client) Export(ctx context.Context, format string, q HostQuery, w io.Writer) error {
+	v := q.values()
+	v.Set("format", format)
+	resp, err := c.Send(ctx, Request{Method: http.MethodGet, Path: api.PathExport + "?" + v.Encode()})
 	if err != nil {
 		return err
 	}

@@ -78,14 +78,6 @@ func (w *writer) inventory(b Inventory) *api.Error {
 		return api.Errorf(api.CodeInvalid, "inventory of host %s: %v", b.Host, err)
 	}
 	h := *old
-	h.Machine = machineID(&sys)
-	if h.Machine != "" {
-		if other, _ := w.firstBy(tabHosts, "machine", h.Machine).(*api.Host); other != nil && other.ID != h.ID {
-			return api.Errorf(api.CodeConflict, "host %s reports the machine (serial number and UUID %s) that host %s already reports: "+
-				"one host cannot take another's identity; if the machine was re-enrolled under a new name, decommission %s first",
-				h.ID, h.Machine, other.ID, other.ID)
-		}
-	}
 	w.recordChanges(&h, &sys)
 	h.Inventory, h.InventoryDigest, h.InventoryAt = b.System, b.Digest, w.cmd.Time
 	w.meta(&h.Meta)

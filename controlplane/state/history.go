@@ -138,21 +138,3 @@ func (w reader) hostChanges(host string) []*api.HostChange {
 	}
 	return out
 }
-
-// machineID identifies the hardware a host runs on, when its inventory
-// names both a serial number and a UUID; "" otherwise, as many virtual
-// machines and boards report neither or placeholders.
-func machineID(sys *inventory.System) string {
-	if sys.SerialNumber == "" || sys.UUID == "" {
-		return ""
-	}
-	return sys.SerialNumber + "/" + sys.UUID
-}
-
-func (w reader) firstBy(table, index, value string) any {
-	obj, err := w.tx.First(table, index, value)
-	if err != nil {
-		panic(fmt.Sprintf("state: read %s by %s: %v", table, index, err))
-	}
-	return obj
-}

@@ -121,19 +121,17 @@ func TestHostHistoryReleaseOfAnotherApp(t *testing.T) {
 	}
 }
 
-func TestHostTakingAnothersIdentityIsRefused(t *testing.T) {
+func TestDecommissionDropsHistory(t *testing.T) {
 	h := newHarness(t)
 	h.addHosts(nil, "h1", "h2")
 	h.must(CmdInventory, inventoryBody(t, "h1", baseSystem()))
-	res := h.noChange(CmdInventory, inventoryBody(t, "h2", baseSystem()), api.CodeConflict)
-	wantErr(t, res, api.CodeConflict, "host h1 already reports")
-
-	// Once h1 is decommissioned, the machine may come back as h2, and
-	// h1's history goes with it.
-	h.must(CmdDecommission, Decommission{Host: "h1", Reason: "re-imaged"})
 	h.must(CmdInventory, inventoryBody(t, "h2", baseSystem()))
+	h.must(CmdDecommission, Decommission{Host: "h1", Reason: "re-imaged"})
 	if n := len(h.history("h1")); n != 0 {
 		t.Errorf("decommissioned host keeps %d history entries", n)
+	}
+	if n := len(h.history("h2")); n != 1 {
+		t.Errorf("another host's history: %d entries; want 1", n)
 	}
 }
 

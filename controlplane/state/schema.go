@@ -42,7 +42,7 @@ func table(name, idField string, extra ...*memdb.IndexSchema) *memdb.TableSchema
 
 func schema() *memdb.DBSchema {
 	tables := []*memdb.TableSchema{
-		table(tabHosts, "ID", &memdb.IndexSchema{Name: "machine", AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "Machine"}}),
+		table(tabHosts, "ID"),
 		table(tabHostChanges, "ID", fieldIndex("host", "Host")),
 		table(tabTokens, "ID"),
 		table(tabPayloads, "SHA256"),
