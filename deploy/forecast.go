@@ -1,8 +1,8 @@
 package deploy
 
 import (
+	"container/heap"
 	"fmt"
-	"slices"
 	"time"
 )
 
@@ -51,13 +51,12 @@ func Predict(in ForecastInput) Forecast {
 		if slots == 0 || slots > n {
 			slots = max(n, 1)
 		}
-		free := make([]time.Time, slots) // when each slot is free
+		free := make(slotHeap, slots) // when each slot is free: all equal, so a heap
 		for i := range free {
 			free[i] = t
 		}
 		end := t
 		for h := lo; h < hi; h++ {
-			slices.SortFunc(free, func(a, b time.Time) int { return a.Compare(b) })
 			var windows []Window
 			if h < len(in.Windows) {
 				windows = in.Windows[h]
@@ -68,7 +67,8 @@ func Predict(in ForecastInput) Forecast {
 				return f
 			}
 			finish := start.Add(in.ApplyTime)
-			free[0] = finish
+			free[0] = finish // the earliest free slot is taken
+			heap.Fix(&free, 0)
 			if finish.After(end) {
 				end = finish
 			}
@@ -86,4 +86,20 @@ func Predict(in ForecastInput) Forecast {
 		f.Reason = fmt.Sprintf("expected to finish at %s, after the deadline %s", f.End.UTC().Format(time.RFC3339), in.Plan.Deadline.UTC().Format(time.RFC3339))
 	}
 	return f
+}
+
+// slotHeap is a min-heap of the times at which max_parallel's slots are
+// free: taking the earliest is O(log slots), so a wave of thousands of
+// hosts without max_parallel is forecast in milliseconds.
+type slotHeap []time.Time
+
+func (s slotHeap) Len() int           { return len(s) }
+func (s slotHeap) Less(i, j int) bool { return s[i].Before(s[j]) }
+func (s slotHeap) Swap(i, j int)      { s[i], s[j] = s[j], s[i] }
+func (s *slotHeap) Push(x any)        { *s = append(*s, x.(time.Time)) }
+func (s *slotHeap) Pop() any {
+	old := *s
+	x := old[len(old)-1]
+	*s = old[:len(old)-1]
+	return x
 }
