@@ -35,5 +35,8 @@ footprint: build ## the agent's static binary size and idle memory
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/drover-agent-static ./cmd/drover-agent
 	$(BIN)/drover bench footprint --agent-bin $(BIN)/drover-agent-static
 
+bench: build ## benchmarks and fleet simulator (~20 min, not in test): writes bench/results.md
+	$(GO) run ./test/benchreport -bin $(BIN) -out bench $(BENCHFLAGS)
+
 clean: ## remove built binaries
 	rm -rf $(BIN)

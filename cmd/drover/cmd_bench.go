@@ -110,7 +110,7 @@ stripped agent and runs this.`,
 		},
 	}
 	apply.Flags().IntVar(&payloadMiB, "size-mib", 10, "payload size in MiB (random data)")
-	cmd.AddCommand(failover, writes, upload, footprint, apply)
+	cmd.AddCommand(failover, writes, upload, footprint, apply, a.benchFleetCommand(), a.benchRolloutCommand())
 	return cmd
 }
 

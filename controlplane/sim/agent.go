@@ -36,6 +36,8 @@ type agent struct {
 	// failedServer the server that failed.
 	failedAt     time.Time
 	failedServer string
+	// rehomed is the last Fleet.Rehome generation this agent acted on.
+	rehomed int64
 }
 
 // run works until ctx ends.
@@ -48,12 +50,17 @@ func (a *agent) run(ctx context.Context) {
 	}
 	failures := 0
 	for ctx.Err() == nil {
+		if g := a.f.rehome.Load(); g != a.rehomed {
+			a.rehomed = g
+			a.conn.goHome()
+		}
 		d, err := a.poll(ctx, a.f.cfg.PollWait)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			a.f.stats.PollErrors.Add(1)
+			a.f.log.Debug("long poll failed", "host", a.name, "err", err)
 			a.lost(err)
 			// Check in at once somewhere else, as the real client fails over
 			// within the request; back off only when no server answers.
@@ -216,6 +223,7 @@ func (a *agent) report(ctx context.Context, r api.Report) {
 			return
 		}
 		a.f.stats.ReportErrors.Add(1)
+		a.f.log.Debug("cannot deliver report", "host", a.name, "rollout", r.Rollout, "state", r.State, "err", err)
 		if !retryable(err) {
 			a.f.log.Warn("report refused; dropped", "host", a.name, "rollout", r.Rollout, "state", r.State, "err", err)
 			return
@@ -233,7 +241,8 @@ func (a *agent) sendInventory(ctx context.Context) bool {
 	}
 	if err := a.do(ctx, http.MethodPut, api.PathInventory, body, nil); err != nil {
 		if ctx.Err() == nil {
-			a.f.log.Warn("cannot send inventory", "host", a.name, "err", err)
+			a.f.stats.InventoryErrors.Add(1)
+			a.f.log.Debug("cannot send inventory", "host", a.name, "err", err)
 		}
 		return false
 	}

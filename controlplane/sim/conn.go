@@ -30,6 +30,7 @@ const maxAnswer = 16 << 20
 type conn struct {
 	servers []string
 	cur     int
+	home    int // the server it started on
 	http    *http.Client
 }
 
@@ -46,7 +47,7 @@ func newConn(servers []string, first int, tlsCfg *tls.Config, src netip.Addr) *c
 		TLSHandshakeTimeout: 10 * time.Second,
 		IdleConnTimeout:     90 * time.Second,
 	}
-	return &conn{servers: servers, cur: first % len(servers), http: &http.Client{Transport: tr}}
+	return &conn{servers: servers, cur: first % len(servers), home: first % len(servers), http: &http.Client{Transport: tr}}
 }
 
 func (c *conn) close() { c.http.CloseIdleConnections() }
@@ -112,4 +113,12 @@ func retryable(err error) bool {
 func (c *conn) next() {
 	c.cur = (c.cur + 1) % len(c.servers)
 	c.http.CloseIdleConnections()
+}
+
+// goHome moves back to the server it started on.
+func (c *conn) goHome() {
+	if c.cur != c.home {
+		c.cur = c.home
+		c.http.CloseIdleConnections()
+	}
 }

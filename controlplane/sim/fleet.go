@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/drover-dev/drover/controlplane/api"
@@ -61,11 +62,13 @@ type Config struct {
 	// EnrollConcurrency is how many enrollments are in flight at once.
 	// Default 64.
 	EnrollConcurrency int
-	// StartRate is how many agents start per second. Default 2000.
+	// StartRate is how many agents start per second (each opens its
+	// connection and sends its inventory). Default 500.
 	StartRate int
 	// Seed makes the failures reproducible.
 	Seed uint64
-	// Logger receives warnings. Default: discard.
+	// Logger receives warnings, and each failed request at debug level
+	// (Stats counts them). Default: discard.
 	Logger *slog.Logger
 }
 
@@ -80,7 +83,7 @@ func (c *Config) setDefaults() {
 		c.EnrollConcurrency = 64
 	}
 	if c.StartRate == 0 {
-		c.StartRate = 2000
+		c.StartRate = 500
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -114,6 +117,8 @@ type Fleet struct {
 	mu      sync.Mutex
 	agents  []*agent
 	started int // agents[:started] are running
+	// rehome is bumped by Rehome; agents compare it before each poll.
+	rehome atomic.Int64
 }
 
 // New prepares an empty fleet; Enroll adds agents, Start runs them.
@@ -298,6 +303,12 @@ func (f *Fleet) Stop() {
 	f.wg.Wait()
 	f.enroll.CloseIdleConnections()
 }
+
+// Rehome sends every agent back to the server it started on, at its next
+// check-in. Agents, like the real client, stay on whichever server last
+// answered them, so after servers fail the fleet bunches up on the
+// survivors; a benchmark calls Rehome to spread it evenly again.
+func (f *Fleet) Rehome() { f.rehome.Add(1) }
 
 // LoopbackSources returns n loopback source addresses, 127.0.0.2 on.
 func LoopbackSources(n int) []netip.Addr {

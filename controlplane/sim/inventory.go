@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"time"
@@ -52,4 +53,14 @@ func inventoryFor(name string, i, packages int, releases map[string]string, now 
 	}
 	sys.Normalize()
 	return sys
+}
+
+// InventorySize is the encoded size in bytes of a simulated inventory
+// with the given number of packages.
+func InventorySize(packages int) int {
+	b, err := json.Marshal(inventoryFor("sim-00000", 0, packages, map[string]string{"simapp": "1.0.0"}, time.Now()))
+	if err != nil {
+		return 0
+	}
+	return len(b)
 }

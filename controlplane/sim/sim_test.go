@@ -45,7 +45,7 @@ func startFleet(t *testing.T, n int, cfg sim.Config) (*testcluster.Cluster, *sim
 		t.Fatal(err)
 	}
 	f.Start()
-	testcluster.WaitFor(t, 20*time.Second, "every simulated agent to send its inventory", func() bool {
+	testcluster.WaitFor(t, 60*time.Second, "every simulated agent to send its inventory", func() bool {
 		return f.Stats().Inventories.Load() >= int64(n)
 	})
 	return c, f
@@ -74,7 +74,7 @@ func TestFleetRollout(t *testing.T) {
 			t.Errorf("host %s: status %s, %d bytes of inventory; want up with an inventory", h.ID, h.Status, len(h.Inventory))
 		}
 	}
-	testcluster.WaitFor(t, 10*time.Second, "timed check-ins", func() bool { return f.Stats().Checkins.Load() >= n })
+	testcluster.WaitFor(t, 60*time.Second, "timed check-ins", func() bool { return f.Stats().Checkins.Load() >= n })
 	for _, d := range f.Stats().TakeCheckins() {
 		if d <= 0 {
 			t.Fatalf("check-in latency %v; want positive", d)
@@ -84,7 +84,7 @@ func TestFleetRollout(t *testing.T) {
 	key := c.SigningKey()
 	c.Publish("app", "1.0.0", map[string]string{"bin/app*": "#!/bin/sh\n"}, checks, key)
 	id := c.RolloutWith("app@1.0.0", map[string]string{"fleet": "sim"})
-	st := c.WaitRollout(id, 20*time.Second, api.RolloutCompleted, api.RolloutPaused)
+	st := c.WaitRollout(id, 60*time.Second, api.RolloutCompleted, api.RolloutPaused)
 	if st.Rollout.State != api.RolloutCompleted {
 		t.Fatalf("rollout %s; want completed", st.Rollout.State)
 	}
@@ -108,7 +108,7 @@ func TestFleetFailureRate(t *testing.T) {
 	key := c.SigningKey()
 	c.Publish("app", "1.0.0", map[string]string{"bin/app*": "#!/bin/sh\n"}, checks, key)
 	id := c.RolloutWith("app@1.0.0", map[string]string{"fleet": "sim"})
-	st := c.WaitRollout(id, 20*time.Second, api.RolloutPaused, api.RolloutCompleted)
+	st := c.WaitRollout(id, 60*time.Second, api.RolloutPaused, api.RolloutCompleted)
 	if st.Rollout.State != api.RolloutPaused {
 		t.Fatalf("rollout %s; want paused by its failure threshold", st.Rollout.State)
 	}
@@ -130,7 +130,7 @@ func TestFleetFailover(t *testing.T) {
 	stopped := "https://" + c.ServerAPI(0)
 	c.StopServer(0) // agents 0 and 3 poll it
 	var outages []sim.Outage
-	testcluster.WaitFor(t, 20*time.Second, "the agents of the stopped server to reconnect", func() bool {
+	testcluster.WaitFor(t, 60*time.Second, "the agents of the stopped server to reconnect", func() bool {
 		outages = append(outages, f.Stats().TakeOutages()...)
 		return len(outages) >= 2
 	})

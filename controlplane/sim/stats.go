@@ -12,14 +12,15 @@ import (
 // a benchmark can measure one phase at a time.
 type Stats struct {
 	// Counters since the fleet was created.
-	Polls        atomic.Int64 // long polls answered
-	PollErrors   atomic.Int64 // long polls that failed (connection lost, server error)
-	Checkins     atomic.Int64 // timed check-ins (Config.Probe)
-	Reports      atomic.Int64 // reports delivered
-	ReportErrors atomic.Int64 // report attempts that failed (and were retried)
-	Inventories  atomic.Int64 // inventories delivered
-	Applies      atomic.Int64 // simulated applies finished
-	Failures     atomic.Int64 // of which ended reverted or failed
+	Polls           atomic.Int64 // long polls answered
+	PollErrors      atomic.Int64 // long polls that failed (connection lost, server error)
+	Checkins        atomic.Int64 // timed check-ins (Config.Probe)
+	Reports         atomic.Int64 // reports delivered
+	ReportErrors    atomic.Int64 // report attempts that failed (and were retried)
+	Inventories     atomic.Int64 // inventories delivered
+	InventoryErrors atomic.Int64 // inventory attempts that failed (and were retried)
+	Applies         atomic.Int64 // simulated applies finished
+	Failures        atomic.Int64 // of which ended reverted or failed
 
 	mu       sync.Mutex
 	checkins []time.Duration
