@@ -23,6 +23,9 @@ const (
 	maxCheckTimeout  = time.Hour
 )
 
+// ValidName reports whether s is a valid application name.
+func ValidName(s string) bool { return nameRE.MatchString(s) }
+
 var (
 	nameRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 	versionRE = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$`)
@@ -141,11 +144,18 @@ type Probation struct {
 	UnreachableAfter Duration `json:"unreachable_after,omitempty"`
 }
 
-// Provenance records where a release was built.
+// Provenance records where a release was built. When it comes from an
+// in-toto statement (drover artifact push --provenance), Statement is the
+// statement's SHA-256: signing the manifest binds the statement to the
+// payload, and a trust policy may then require a named builder and
+// repository (Policy.Provenance).
 type Provenance struct {
 	BuildID      string `json:"build_id,omitempty"`
+	BuildType    string `json:"build_type,omitempty"`
 	Builder      string `json:"builder,omitempty"`
+	Repository   string `json:"repository,omitempty"`
 	SourceCommit string `json:"source_commit,omitempty"`
+	Statement    string `json:"statement_sha256,omitempty"`
 }
 
 // Duration is a time.Duration written as a string such as "30s".
@@ -258,7 +268,8 @@ func (m *Manifest) Validate() error {
 		}
 	}
 	if p := m.Provenance; p != nil {
-		for field, v := range map[string]string{"build_id": p.BuildID, "builder": p.Builder, "source_commit": p.SourceCommit} {
+		for field, v := range map[string]string{"build_id": p.BuildID, "builder": p.Builder, "source_commit": p.SourceCommit,
+			"build_type": p.BuildType, "repository": p.Repository, "statement_sha256": p.Statement} {
 			if len(v) > 256 {
 				return bad("provenance."+field, "longer than 256 bytes")
 			}

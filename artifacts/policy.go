@@ -22,6 +22,35 @@ type Policy struct {
 	App       string   `json:"app"`
 	Keys      []string `json:"keys"` // minisign public keys, base64 as in the .pub file's second line
 	Threshold int      `json:"threshold"`
+	// Provenance, when set, makes releases carry build provenance from
+	// one of its builders and repositories.
+	Provenance *ProvenanceRule `json:"provenance,omitempty"`
+}
+
+// ProvenanceRule names the builders and source repositories a release's
+// provenance must come from; an empty list allows any.
+type ProvenanceRule struct {
+	Builders     []string `json:"builders,omitempty"`
+	Repositories []string `json:"repositories,omitempty"`
+}
+
+// CheckProvenance reports whether a release with manifest provenance p
+// satisfies the policy: nil when the policy requires none.
+func (pol Policy) CheckProvenance(p *Provenance) error {
+	r := pol.Provenance
+	if r == nil {
+		return nil
+	}
+	if p == nil || p.Statement == "" {
+		return fmt.Errorf("the trust policy of %s requires build provenance (an in-toto statement given to drover artifact push --provenance); this release has none", pol.App)
+	}
+	if len(r.Builders) > 0 && !slices.Contains(r.Builders, p.Builder) {
+		return fmt.Errorf("built by %q, which the trust policy of %s does not allow (allowed: %s)", p.Builder, pol.App, strings.Join(r.Builders, ", "))
+	}
+	if len(r.Repositories) > 0 && !slices.Contains(r.Repositories, p.Repository) {
+		return fmt.Errorf("built from %q, which the trust policy of %s does not allow (allowed: %s)", p.Repository, pol.App, strings.Join(r.Repositories, ", "))
+	}
+	return nil
 }
 
 // Validate checks the policy's shape and that every key parses.
@@ -45,6 +74,16 @@ func (p Policy) Validate() error {
 	}
 	if p.Threshold < 1 || p.Threshold > len(p.Keys) {
 		return fmt.Errorf("%w: threshold: must be between 1 and the number of keys (%d), got %d", ErrInvalidPolicy, len(p.Keys), p.Threshold)
+	}
+	if r := p.Provenance; r != nil {
+		if len(r.Builders) > maxPolicyKeys || len(r.Repositories) > maxPolicyKeys {
+			return fmt.Errorf("%w: provenance: at most %d builders and %d repositories", ErrInvalidPolicy, maxPolicyKeys, maxPolicyKeys)
+		}
+		for _, v := range append(slices.Clone(r.Builders), r.Repositories...) {
+			if v == "" || len(v) > 1024 {
+				return fmt.Errorf("%w: provenance: builders and repositories are 1-1024 bytes", ErrInvalidPolicy)
+			}
+		}
 	}
 	return nil
 }

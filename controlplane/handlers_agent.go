@@ -155,8 +155,34 @@ func (s *Server) desired(w http.ResponseWriter, r *http.Request, caller pki.Iden
 			Chunks: payload.List, ExpiresAt: dep.StartedAt.Add(instructionTTL), Windows: d.Windows,
 		})
 	}
+	for _, run := range d.Jobs {
+		app, _, _ := strings.Cut(run.Release, "@")
+		out.Jobs = append(out.Jobs, api.JobInstruction{ID: run.ID, App: app, Command: run.Command, Timeout: run.Timeout})
+	}
 	out.Trust = s.store.TrustHistory(nil)
 	return writeJSON(w, http.StatusOK, out)
+}
+
+// jobReport records the result of a verification job the caller ran.
+func (s *Server) jobReport(w http.ResponseWriter, r *http.Request, caller pki.Identity) error {
+	s.noteCheckin(caller.Name)
+	var rep api.JobReport
+	if err := readJSON(r, &rep); err != nil {
+		return err
+	}
+	if len(rep.ID) > 256 || rep.Duration < 0 || len(rep.Error) > 2048 {
+		return api.Errorf(api.CodeInvalid, "job report: id, error or duration out of bounds")
+	}
+	if j := rep.JUnit; j != nil && (j.Tests < 0 || j.Failures < 0 || j.Errors < 0 || j.Skipped < 0) {
+		return api.Errorf(api.CodeInvalid, "job report: junit counts must not be negative")
+	}
+	rep.Output = cleanText(rep.Output, api.MaxJobOutput)
+	rep.Error = cleanText(rep.Error, 2048)
+	if _, err := result(s.command(r, caller, state.CmdJobResult, state.JobResult{Host: caller.Name, Report: rep})); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // report records how a host's part of a rollout goes. The host is the

@@ -47,7 +47,7 @@ func (s *Server) createRollout(w http.ResponseWriter, r *http.Request, caller pk
 		return api.Errorf(api.CodeInvalid, "%v", err)
 	}
 	res, err := result(s.command(r, caller, state.CmdRolloutCreate, state.RolloutCreate{
-		Release: req.Release, Selector: req.Selector, Where: req.Where, Plan: req.Plan, Queue: req.Queue, Override: req.Override,
+		Release: req.Release, Env: req.Env, Selector: req.Selector, Where: req.Where, Plan: req.Plan, Queue: req.Queue, Override: req.Override,
 	}))
 	if err != nil {
 		return err
@@ -114,7 +114,7 @@ func (s *Server) reviewPlan(w http.ResponseWriter, r *http.Request, caller pki.I
 	if err := api.ValidateLabels(req.Selector); err != nil {
 		return err
 	}
-	rv, err := s.store.ReviewPlan(req.Release, req.Selector, req.Where, req.Plan, caller.Principal(), s.clock.Now())
+	rv, err := s.store.ReviewPlan(req.Release, req.Selector, req.Where, req.Env, req.Plan, caller.Principal(), s.clock.Now())
 	if err != nil {
 		return err
 	}

@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
 
+	"github.com/drover-dev/drover/artifacts"
 	"github.com/drover-dev/drover/controlplane/api"
 	"github.com/drover-dev/drover/inventory"
 	"github.com/drover-dev/drover/pki"
@@ -19,11 +21,20 @@ import (
 type hostFilter struct {
 	where inventory.Where
 	since time.Time
+	// running, when not nil, keeps hosts running one of these releases
+	// (app@version): ?running_commit=SHA, the releases built from it.
+	running map[string]bool
 }
 
-func parseHostFilter(r *http.Request) (hostFilter, error) {
+func (s *Server) parseHostFilter(r *http.Request) (hostFilter, error) {
 	var f hostFilter
 	q := r.URL.Query()
+	if v := q.Get("running_commit"); v != "" {
+		if len(v) < 7 || len(v) > 64 || strings.Trim(strings.ToLower(v), "0123456789abcdef") != "" {
+			return f, api.Errorf(api.CodeInvalid, "running_commit: %q is not a commit id (7-64 hex digits)", v)
+		}
+		f.running = s.releasesBuiltFrom(strings.ToLower(v))
+	}
 	if v := q.Get("where"); v != "" {
 		w, err := inventory.ParseWhere(v)
 		if err != nil {
@@ -47,12 +58,15 @@ func (f hostFilter) match(h *api.Host) (rec inventory.Record, ok bool) {
 	if !f.since.IsZero() && !h.ChangedAt.After(f.since) && !h.StatusSince.After(f.since) {
 		return rec, false
 	}
+	if f.running != nil && !runsAny(h, f.running) {
+		return rec, false
+	}
 	rec = inventoryRecord(h)
 	return rec, f.where.IsZero() || f.where.Match(inventory.Attributes(h.Labels, rec.System))
 }
 
 func (s *Server) listHosts(w http.ResponseWriter, r *http.Request, _ pki.Identity) error {
-	f, err := parseHostFilter(r)
+	f, err := s.parseHostFilter(r)
 	if err != nil {
 		return err
 	}
@@ -100,7 +114,7 @@ func (s *Server) exportInventory(w http.ResponseWriter, r *http.Request, _ pki.I
 	if format == "" {
 		format = inventory.FormatCSV
 	}
-	f, err := parseHostFilter(r)
+	f, err := s.parseHostFilter(r)
 	if err != nil {
 		return err
 	}
@@ -126,6 +140,29 @@ func writeExport(out inventory.Writer, hosts []*api.Host, f hostFilter) error {
 		}
 	}
 	return out.Flush()
+}
+
+func runsAny(h *api.Host, releases map[string]bool) bool {
+	for app, version := range h.Releases {
+		if releases[app+"@"+version] {
+			return true
+		}
+	}
+	return false
+}
+
+// releasesBuiltFrom lists the releases whose signed manifest names a
+// source commit beginning with commit.
+func (s *Server) releasesBuiltFrom(commit string) map[string]bool {
+	out := map[string]bool{}
+	releases, _ := s.store.Releases(nil)
+	for _, rel := range releases {
+		m, err := artifacts.ParseManifest(rel.Manifest)
+		if err == nil && m.Provenance != nil && strings.HasPrefix(strings.ToLower(m.Provenance.SourceCommit), commit) {
+			out[rel.ID] = true
+		}
+	}
+	return out
 }
 
 // inventoryRecord is the export record of h.

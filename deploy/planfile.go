@@ -16,6 +16,7 @@ import (
 //	release: web@1.2.0
 //	selector: {env: prod}            # host labels; or "env=prod,site=berlin"
 //	where: os=debian,memory_gib>=8   # labels and inventory facts (drover host list --where)
+//	env: staging                     # a lifecycle environment (drover env list)
 //	waves: [1, 10%, 50%, 100%]       # or "1,10%,50%,100%"
 //	max_parallel: 10
 //	max_failures: 5%                 # whole rollout: a count or a percentage
@@ -33,6 +34,7 @@ type PlanFile struct {
 	Release  string
 	Selector map[string]string
 	Where    string
+	Env      string
 	Plan     Plan
 }
 
@@ -41,6 +43,7 @@ type planYAML struct {
 	Release         string    `yaml:"release"`
 	Selector        yaml.Node `yaml:"selector"`
 	Where           string    `yaml:"where"`
+	Env             string    `yaml:"env"`
 	Waves           yaml.Node `yaml:"waves"`
 	MaxParallel     *int      `yaml:"max_parallel"`
 	MaxFailures     string    `yaml:"max_failures"`
@@ -83,7 +86,7 @@ func ParsePlanFile(r io.Reader) (PlanFile, error) {
 	if pf.Selector, err = selectorNode(&y.Selector); err != nil {
 		return pf, err
 	}
-	pf.Where = y.Where
+	pf.Where, pf.Env = y.Where, y.Env
 	p := &pf.Plan
 	waves := DefaultWaves
 	if y.Waves.Kind != 0 {

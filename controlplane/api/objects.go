@@ -148,6 +148,9 @@ type Payload struct {
 	Chunks  string   `json:"chunks"`  // SHA-256 of List, as a signed manifest names it
 	List    []byte   `json:"list"`    // the chunk list, chunks.List.Encode()
 	Holders []string `json:"holders"` // servers holding a durable copy of every chunk
+	// Provenance is the in-toto statement about this payload's build, as
+	// given to drover artifact push --provenance (see ParseProvenance).
+	Provenance []byte `json:"provenance,omitempty"`
 	Meta
 }
 
@@ -194,10 +197,13 @@ type Rollout struct {
 	Version  string            `json:"version"`
 	Selector map[string]string `json:"selector,omitempty"`
 	Where    string            `json:"where,omitempty"` // filter over labels and inventory facts
-	Plan     deploy.Plan       `json:"plan"`
-	Targets  []string          `json:"targets"` // host IDs in rollout order
-	Sizes    []int             `json:"sizes"`   // cumulative wave sizes
-	Wave     int               `json:"wave"`
+	// Env is the lifecycle environment the rollout deploys into: the one
+	// asked for, or the latest stage whose hosts it targets.
+	Env     string      `json:"env,omitempty"`
+	Plan    deploy.Plan `json:"plan"`
+	Targets []string    `json:"targets"` // host IDs in rollout order
+	Sizes   []int       `json:"sizes"`   // cumulative wave sizes
+	Wave    int         `json:"wave"`
 	// WaveDoneAt is when the current wave finished; its bake time counts
 	// from it. Promoted is the highest wave an operator let start.
 	WaveDoneAt time.Time `json:"wave_done_at,omitempty"`

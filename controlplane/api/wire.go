@@ -19,9 +19,12 @@ const (
 	PathOperators             = "/v1/operators"
 	PathReport                = "/v1/agent/report"
 	PathInventory             = "/v1/agent/inventory"
+	PathJobReport             = "/v1/agent/job"
 	PathChunks                = "/v1/chunks/" // + sha256 hex ?size=N
 	PathChunksMissing         = "/v1/chunks/missing"
 	PathPayloads              = "/v1/payloads"
+	PathEnvironments          = "/v1/environments"
+	PathLifecycles            = "/v1/lifecycles"
 	PathReleases              = "/v1/releases"
 	PathRollouts              = "/v1/rollouts"
 	PathReadiness             = "/v1/readiness"
@@ -127,6 +130,8 @@ type DesiredState struct {
 	// rotations from the version it pinned.
 	Trust   []artifacts.SignedPolicy `json:"trust,omitempty"`
 	Servers []string                 `json:"servers"`
+	// Jobs are verification jobs the host is to run.
+	Jobs []JobInstruction `json:"jobs,omitempty"`
 }
 
 // Report is an agent telling how its part of a rollout goes.
@@ -149,7 +154,10 @@ type ReleaseRequest struct {
 
 // RolloutRequest creates a rollout (and reviews a planned one).
 type RolloutRequest struct {
-	Release  string            `json:"release"`
+	Release string `json:"release"`
+	// Env deploys into a lifecycle environment: its hosts only, and the
+	// lifecycle's gates apply.
+	Env      string            `json:"env,omitempty"`
 	Selector map[string]string `json:"selector,omitempty"`
 	// Where filters the targets further over labels and inventory facts,
 	// e.g. "os=debian,memory_gib>=8" (see inventory.ParseWhere).

@@ -286,6 +286,9 @@ func (c *Client) Host(ctx context.Context, id string) (*api.HostDetail, error) {
 type HostQuery struct {
 	Where string    // inventory.ParseWhere syntax; "" selects every host
 	Since time.Time // hosts whose configuration or status changed after; zero = all
+	// RunningCommit selects hosts running a release built from this source
+	// commit (a prefix of 7 or more hex digits).
+	RunningCommit string
 }
 
 func (q HostQuery) values() url.Values {
@@ -295,6 +298,9 @@ func (q HostQuery) values() url.Values {
 	}
 	if !q.Since.IsZero() {
 		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if q.RunningCommit != "" {
+		v.Set("running_commit", q.RunningCommit)
 	}
 	return v
 }
@@ -313,6 +319,27 @@ func (c *Client) Export(ctx context.Context, format string, q HostQuery, w io.Wr
 	return err
 }
 
+// fillProvenance copies the build provenance of m's payload, when one was
+// attached (drover artifact push --provenance), into m, which is then
+// signed: the signature binds the statement (by its SHA-256) to the
+// release.
+func (c *Client) fillProvenance(ctx context.Context, m *artifacts.Manifest) error {
+	var p api.Payload
+	if _, err := c.Do(ctx, Request{Method: http.MethodGet, Path: api.PathPayloads + "/" + m.Payload.SHA256}, &p); err != nil {
+		return err
+	}
+	if len(p.Provenance) == 0 {
+		return nil
+	}
+	prov, err := artifacts.ParseProvenance(p.Provenance)
+	if err != nil {
+		return fmt.Errorf("the payload's provenance: %w", err)
+	}
+	m.Provenance = &artifacts.Provenance{Builder: prov.Builder, BuildType: prov.BuildType, Repository: prov.Repository,
+		SourceCommit: prov.Commit, BuildID: prov.BuildID, Statement: prov.Statement}
+	return nil
+}
+
 // Release publishes a release in one go: it uploads the payload at
 // payloadPath, completes m's payload description from it, signs the
 // manifest with key, and records the release. It returns the manifest as
@@ -323,12 +350,15 @@ func (c *Client) Release(ctx context.Context, m artifacts.Manifest, payloadPath 
 		return nil, err
 	}
 	m.Payload = payload
+	if _, err := c.Upload(ctx, payloadPath, payload.Format); err != nil {
+		return nil, fmt.Errorf("cannot upload payload: %w", err)
+	}
+	if err := c.fillProvenance(ctx, &m); err != nil {
+		return nil, err
+	}
 	body, err := m.Canonical()
 	if err != nil {
 		return nil, err
-	}
-	if _, err := c.Upload(ctx, payloadPath, payload.Format); err != nil {
-		return nil, fmt.Errorf("cannot upload payload: %w", err)
 	}
 	if _, err := c.CreateRelease(ctx, body, [][]byte{artifacts.Sign(key, body, "release "+m.ID())}); err != nil {
 		return nil, err

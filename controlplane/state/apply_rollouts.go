@@ -28,10 +28,18 @@ func (w *writer) rolloutCreate(b RolloutCreate) (string, *api.Error) {
 	if err != nil {
 		return "", err
 	}
+	if b.Env != "" {
+		if hosts, err = w.envHosts(b.Env, hosts); err != nil {
+			return "", err
+		}
+		if len(hosts) == 0 {
+			return "", api.Errorf(api.CodeInvalid, "no host of environment %s matches the rollout's selector and filter", b.Env)
+		}
+	}
 	targets := hostIDs(hosts)
 	r := &api.Rollout{
 		ID: "r-" + strconv.FormatUint(w.index, 10), Kind: api.KindRelease, Release: rel.ID, App: rel.App, Version: rel.Version,
-		Selector: b.Selector, Where: b.Where, Plan: b.Plan, Targets: targets, Sizes: b.Plan.Waves.Sizes(len(targets)),
+		Selector: b.Selector, Where: b.Where, Env: w.stageOf(rel.App, b.Env, hosts), Plan: b.Plan, Targets: targets, Sizes: b.Plan.Waves.Sizes(len(targets)),
 		State: api.RolloutPending, CreatedBy: w.cmd.Actor, CreatedAt: w.cmd.Time, UpdatedAt: w.cmd.Time,
 	}
 	from, to := schedule(b.Plan, w.cmd.Time)
@@ -62,8 +70,8 @@ func (w *writer) rolloutCreate(b RolloutCreate) (string, *api.Error) {
 		w.meta(&d.Meta)
 		w.insert(tabDeployments, d)
 	}
-	w.audit(AuditRolloutCreate, r.ID, "%s to %d host(s) (%s%s), waves %s, max_parallel %d, max_failures %s, on_failure %s",
-		rel.ID, len(targets), formatSelector(b.Selector), whereSuffix(b.Where), b.Plan.Waves, b.Plan.MaxParallel, b.Plan.MaxFailures, onFailure(b.Plan))
+	w.audit(AuditRolloutCreate, r.ID, "%s to %d host(s) (%s%s%s), waves %s, max_parallel %d, max_failures %s, on_failure %s",
+		rel.ID, len(targets), formatSelector(b.Selector), whereSuffix(b.Where), envSuffix(r.Env), b.Plan.Waves, b.Plan.MaxParallel, b.Plan.MaxFailures, onFailure(b.Plan))
 	if r.State == api.RolloutQueued {
 		w.audit(AuditRolloutQueue, r.ID, "after %s", strings.Join(r.After, ", "))
 	}
@@ -71,6 +79,13 @@ func (w *writer) rolloutCreate(b RolloutCreate) (string, *api.Error) {
 		w.audit(AuditRolloutOverride, r.ID, "scheduled inside a freeze: %s", b.Override)
 	}
 	return r.ID, nil
+}
+
+func envSuffix(env string) string {
+	if env == "" {
+		return ""
+	}
+	return ", environment " + env
 }
 
 func onFailure(p deploy.Plan) string {
@@ -231,6 +246,7 @@ func (w *writer) rolloutStep(b RolloutStep) *api.Error {
 	case deploy.Complete:
 		r.State, r.Reason, r.EndedAt = api.RolloutCompleted, b.Reason, w.cmd.Time
 		w.audit(AuditRolloutComplete, r.ID, "%s", b.Reason)
+		w.startVerification(&r)
 		if r.Kind == api.KindRollback {
 			w.endRolledBack(&r, api.RolloutRolledBack, "its rollback "+r.ID+" completed")
 		}

@@ -133,7 +133,7 @@ func TestStartGatesOfflineHostsAndBackout(t *testing.T) {
 	fleet(h)
 	h.must(CmdHostStatus, HostStatus{Down: []string{"h03"}})
 	rel := h.addRelease("web", "2.0.0")
-	rv, err := h.store.ReviewPlan(rel, map[string]string{"env": "prod"}, "", plan(t, "1,100%", 0), "tester", h.now)
+	rv, err := h.store.ReviewPlan(rel, map[string]string{"env": "prod"}, "", "", plan(t, "1,100%", 0), "tester", h.now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,13 +38,20 @@ const (
 	CmdFreezeDelete
 	CmdSettingsSet
 	CmdWebhookAck
+	CmdEnvSet
+	CmdEnvDelete
+	CmdLifecycleSet
+	CmdLifecycleDelete
+	CmdJobResult
+	CmdProvenance
 )
 
 func (t CmdType) String() string {
 	names := [...]string{"", "token-create", "enroll", "trust-set", "payload-register", "release-create",
 		"rollout-create", "rollout-step", "agent-report", "inventory", "rollout-control", "host-status",
 		"cert-issued", "revoke", "decommission", "approve", "window-set", "window-delete",
-		"rollout-start", "freeze-set", "freeze-delete", "settings-set", "webhook-ack"}
+		"rollout-start", "freeze-set", "freeze-delete", "settings-set", "webhook-ack",
+		"env-set", "env-delete", "lifecycle-set", "lifecycle-delete", "job-result", "provenance"}
 	if int(t) < len(names) && t != 0 {
 		return names[t]
 	}
@@ -99,6 +106,18 @@ func bodyOf(t CmdType) any {
 		return new(SettingsSet)
 	case CmdWebhookAck:
 		return new(WebhookAck)
+	case CmdEnvSet:
+		return new(EnvSet)
+	case CmdEnvDelete:
+		return new(EnvDelete)
+	case CmdLifecycleSet:
+		return new(LifecycleSet)
+	case CmdLifecycleDelete:
+		return new(LifecycleDelete)
+	case CmdJobResult:
+		return new(JobResult)
+	case CmdProvenance:
+		return new(ProvenanceSet)
 	}
 	return nil
 }
@@ -247,6 +266,7 @@ type (
 	// Override, set only for an admin, lets it be scheduled in a freeze.
 	RolloutCreate struct {
 		Release  string            `json:"release"`
+		Env      string            `json:"env,omitempty"` // deploy into this environment (its hosts only)
 		Selector map[string]string `json:"selector,omitempty"`
 		Where    string            `json:"where,omitempty"` // an inventory.Where over labels and facts
 		Plan     deploy.Plan       `json:"plan"`
@@ -280,6 +300,32 @@ type (
 		Rollout string `json:"rollout"`
 		Action  string `json:"action"` // pause | resume | promote | abort | rollback
 		Reason  string `json:"reason,omitempty"`
+	}
+	// EnvSet creates or replaces an environment.
+	EnvSet struct {
+		Env api.Environment `json:"env"`
+	}
+	// EnvDelete removes an environment no lifecycle uses.
+	EnvDelete struct {
+		Name string `json:"name"`
+	}
+	// LifecycleSet creates or replaces a lifecycle.
+	LifecycleSet struct {
+		Lifecycle api.Lifecycle `json:"lifecycle"`
+	}
+	// LifecycleDelete removes a lifecycle.
+	LifecycleDelete struct {
+		Name string `json:"name"`
+	}
+	// JobResult records what an agent reports of a verification job.
+	JobResult struct {
+		Host   string        `json:"host"`
+		Report api.JobReport `json:"report"`
+	}
+	// ProvenanceSet attaches an in-toto statement to a payload it is about.
+	ProvenanceSet struct {
+		Payload   string `json:"payload"`
+		Statement []byte `json:"statement"`
 	}
 	// FreezeSet creates or replaces a change freeze.
 	FreezeSet struct {

@@ -64,6 +64,21 @@ func (s *Store) HostHistory(ws memdb.WatchSet, host string) ([]*api.HostChange, 
 	return getAll[*api.HostChange](s, ws, tabHostChanges, "id_prefix", host+"/"), s.TableIndex(nil, tabHostChanges)
 }
 
+// Environments returns every environment by name and the table's index.
+func (s *Store) Environments(ws memdb.WatchSet) ([]*api.Environment, uint64) {
+	return getAll[*api.Environment](s, ws, tabEnvs, "id"), s.TableIndex(nil, tabEnvs)
+}
+
+// Lifecycles returns every lifecycle by name and the table's index.
+func (s *Store) Lifecycles(ws memdb.WatchSet) ([]*api.Lifecycle, uint64) {
+	return getAll[*api.Lifecycle](s, ws, tabLifecycles, "id"), s.TableIndex(nil, tabLifecycles)
+}
+
+// Evidence returns the verification job runs of a release.
+func (s *Store) Evidence(ws memdb.WatchSet, release string) []*api.JobRun {
+	return getAll[*api.JobRun](s, ws, tabJobs, "release", release)
+}
+
 // Token returns one join token.
 func (s *Store) Token(id string) (*api.Token, bool) { return getOne[*api.Token](s, nil, tabTokens, id) }
 
@@ -171,6 +186,7 @@ func HostWindows(all []*api.Window, labels map[string]string) []deploy.Window {
 type Desired struct {
 	Index       uint64
 	Deployments []*api.Deployment
+	Jobs        []*api.JobRun // pending verification jobs
 	Trust       []*api.TrustPolicy
 	Windows     []deploy.Window
 }
@@ -184,6 +200,12 @@ func (s *Store) DesiredFor(ws memdb.WatchSet, host string) Desired {
 		d.Index = max(d.Index, dep.ModifyIndex)
 		if dep.State.InFlight() {
 			d.Deployments = append(d.Deployments, dep)
+		}
+	}
+	for _, run := range getAll[*api.JobRun](s, ws, tabJobs, "host", host) {
+		d.Index = max(d.Index, run.ModifyIndex)
+		if run.State == api.JobPending {
+			d.Jobs = append(d.Jobs, run)
 		}
 	}
 	d.Trust, _ = s.TrustPolicies(ws)

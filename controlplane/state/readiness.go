@@ -24,6 +24,7 @@ const (
 	GateFreeze       = "freeze"
 	GateBackout      = "back-out"
 	GateHealthChecks = "health-checks"
+	// GateProvenance, GateLifecycle and GateEvidence: lifecycle.go.
 )
 
 func failedGates(gates []api.Gate) []string {
@@ -258,6 +259,7 @@ type plannedRollout struct {
 	after   []string  // rollouts it is queued after (not conflicts)
 	created time.Time // when it was (or would be) created
 	by      string    // who created it (their approvals do not count)
+	env     string    // the lifecycle environment it deploys into, if any
 }
 
 // review runs every readiness gate at time now.
@@ -268,7 +270,8 @@ func (w reader) review(p plannedRollout, now time.Time) api.Review {
 		rv.Gates = append(rv.Gates, api.Gate{Name: name, OK: ok, Detail: fmt.Sprintf(format, args...)})
 	}
 
-	if policy, ok := artifacts.PolicyFor(w.trustPolicies(), p.rel.App); !ok {
+	policy, ok := artifacts.PolicyFor(w.trustPolicies(), p.rel.App)
+	if !ok {
 		gate(GateSignatures, false, "no trust policy covers %s", p.rel.App)
 	} else if err := policy.Verify(p.rel.Manifest, p.rel.Signatures); err != nil {
 		gate(GateSignatures, false, "%v", err)
@@ -368,6 +371,8 @@ func (w reader) review(p plannedRollout, now time.Time) api.Review {
 	} else {
 		gate(GateHealthChecks, false, "release %s declares no health check: a broken release would be committed", p.rel.ID)
 	}
+	provenanceGate(policy, p.m, gate)
+	w.lifecycleGates(p.rel, p.env, now, gate)
 	return rv
 }
 
@@ -437,7 +442,7 @@ func (w reader) trustPolicies() []artifacts.Policy {
 }
 
 // ReviewPlan reviews a rollout that has not been created, at time now.
-func (s *Store) ReviewPlan(release string, selector map[string]string, where string, plan deploy.Plan, by string, now time.Time) (api.Review, error) {
+func (s *Store) ReviewPlan(release string, selector map[string]string, where, env string, plan deploy.Plan, by string, now time.Time) (api.Review, error) {
 	if err := plan.Validate(); err != nil {
 		return api.Review{}, api.Errorf(api.CodeInvalid, "%v", err)
 	}
@@ -450,7 +455,12 @@ func (s *Store) ReviewPlan(release string, selector map[string]string, where str
 	if aerr != nil {
 		return api.Review{}, aerr
 	}
-	return r.review(plannedRollout{rel: rel, m: m, hosts: hosts, plan: plan, created: now, by: by}, now), nil
+	if env != "" {
+		if hosts, aerr = r.envHosts(env, hosts); aerr != nil {
+			return api.Review{}, aerr
+		}
+	}
+	return r.review(plannedRollout{rel: rel, m: m, hosts: hosts, plan: plan, created: now, by: by, env: r.stageOf(rel.App, env, hosts)}, now), nil
 }
 
 // ReviewRollout reviews an existing rollout at time now.
@@ -473,7 +483,7 @@ func (w reader) planned(ro *api.Rollout) (plannedRollout, *api.Error) {
 	if err != nil {
 		return plannedRollout{}, err
 	}
-	p := plannedRollout{rel: rel, m: m, plan: ro.Plan, self: ro.ID, after: ro.After, created: ro.CreatedAt, by: ro.CreatedBy}
+	p := plannedRollout{rel: rel, m: m, plan: ro.Plan, self: ro.ID, after: ro.After, created: ro.CreatedAt, by: ro.CreatedBy, env: ro.Env}
 	for _, id := range ro.Targets {
 		if h, _ := w.first(tabHosts, id).(*api.Host); h != nil {
 			p.hosts = append(p.hosts, h)

@@ -21,6 +21,9 @@ const (
 	tabAudit       = "audit"
 	tabCursors     = "webhook_cursors"
 	tabHostChanges = "host_changes"
+	tabEnvs        = "environments"
+	tabLifecycles  = "lifecycles"
+	tabJobs        = "jobs"
 	tabIndex       = "index"
 )
 
@@ -44,6 +47,9 @@ func schema() *memdb.DBSchema {
 	tables := []*memdb.TableSchema{
 		table(tabHosts, "ID"),
 		table(tabHostChanges, "ID", fieldIndex("host", "Host")),
+		table(tabEnvs, "Name"),
+		table(tabLifecycles, "Name"),
+		table(tabJobs, "ID", fieldIndex("host", "Host"), fieldIndex("release", "Release")),
 		table(tabTokens, "ID"),
 		table(tabPayloads, "SHA256"),
 		table(tabTrustLog, "ID", fieldIndex("app", "App")),
@@ -70,4 +76,4 @@ func schema() *memdb.DBSchema {
 
 // snapshotTables is every table, in the order snapshots write them.
 var snapshotTables = []string{tabHosts, tabTokens, tabPayloads, tabReleases, tabRollouts, tabDeployments, tabTrust, tabTrustLog,
-	tabIdempotent, tabOperators, tabRevocations, tabWindows, tabFreezes, tabSettings, tabAudit, tabCursors, tabHostChanges, tabIndex}
+	tabIdempotent, tabOperators, tabRevocations, tabWindows, tabFreezes, tabSettings, tabAudit, tabCursors, tabHostChanges, tabEnvs, tabLifecycles, tabJobs, tabIndex}

@@ -148,6 +148,12 @@ func decodeObject(rec record) (any, error) {
 		obj = new(webhookCursor)
 	case tabHostChanges:
 		obj = new(api.HostChange)
+	case tabEnvs:
+		obj = new(api.Environment)
+	case tabLifecycles:
+		obj = new(api.Lifecycle)
+	case tabJobs:
+		obj = new(api.JobRun)
 	default:
 		return nil, fmt.Errorf("snapshot has unknown table %q", rec.Table)
 	}

@@ -46,6 +46,9 @@ func history(h *harness) {
 		m.Targets = &artifacts.Targets{Labels: map[string]string{"site": "berlin"}}
 	})
 	h.must(CmdRolloutControl, RolloutControl{Rollout: r2, Action: "pause", Reason: "lunch"})
+	h.must(CmdEnvSet, EnvSet{Env: api.Environment{Name: "prod", Where: "env=prod"}})
+	h.must(CmdEnvSet, EnvSet{Env: api.Environment{Name: "dev", Where: "env=dev"}})
+	h.must(CmdLifecycleSet, LifecycleSet{Lifecycle: api.Lifecycle{Name: "default", Apps: []string{"*"}, Stages: []api.Stage{{Env: "dev"}, {Env: "prod"}}}})
 }
 
 // reads is everything the store's reads return, for comparing two stores.
@@ -53,6 +56,8 @@ func reads(s *Store) map[string]any {
 	out := map[string]any{}
 	hosts, hi := s.Hosts(nil)
 	out["hosts"], out["hosts index"] = hosts, hi
+	out["environments"], _ = s.Environments(nil)
+	out["lifecycles"], _ = s.Lifecycles(nil)
 	for _, h := range hosts {
 		out["history "+h.ID], _ = s.HostHistory(nil, h.ID)
 	}

@@ -155,6 +155,18 @@ func (w *writer) apply() Result {
 		err = decodeAnd(w, w.settingsSet)
 	case CmdWebhookAck:
 		err = decodeAnd(w, w.webhookAck)
+	case CmdEnvSet:
+		err = decodeAnd(w, w.envSet)
+	case CmdEnvDelete:
+		err = decodeAnd(w, w.envDelete)
+	case CmdLifecycleSet:
+		err = decodeAnd(w, w.lifecycleSet)
+	case CmdLifecycleDelete:
+		err = decodeAnd(w, w.lifecycleDelete)
+	case CmdJobResult:
+		err = decodeAnd(w, w.jobResult)
+	case CmdProvenance:
+		err = decodeAnd(w, w.provenanceSet)
 	default:
 		panic(fmt.Sprintf("state: raft entry %d: unknown command type %d", w.index, w.cmd.Type))
 	}

@@ -309,7 +309,13 @@ func (c *Cluster) Publish(name, version string, files map[string]string, checks 
 // payload is made from files. Without probation settings, the tests'
 // defaults apply (a failing check fails after 3 s).
 func (c *Cluster) PublishManifest(tmpl artifacts.Manifest, files map[string]string, keyPath string) *artifacts.Manifest {
-	name, version := tmpl.Name, tmpl.Version
+	c.t.Helper()
+	return c.PublishPayload(tmpl, c.Pack(tmpl.Name+"-"+tmpl.Version, files), keyPath)
+}
+
+// Pack writes files (a name ending in * is executable) as a tar payload
+// and returns its path.
+func (c *Cluster) Pack(name string, files map[string]string) string {
 	c.t.Helper()
 	src := c.t.TempDir()
 	for p, content := range files {
@@ -325,7 +331,7 @@ func (c *Cluster) PublishManifest(tmpl artifacts.Manifest, files map[string]stri
 			c.t.Fatal(err)
 		}
 	}
-	payload := filepath.Join(c.t.TempDir(), name+"-"+version+".tar")
+	payload := filepath.Join(c.t.TempDir(), name+".tar")
 	f, err := os.Create(payload)
 	if err != nil {
 		c.t.Fatal(err)
@@ -334,6 +340,13 @@ func (c *Cluster) PublishManifest(tmpl artifacts.Manifest, files map[string]stri
 		c.t.Fatal(err)
 	}
 	f.Close()
+	return payload
+}
+
+// PublishPayload signs tmpl for the payload file and records the release.
+func (c *Cluster) PublishPayload(tmpl artifacts.Manifest, payload, keyPath string) *artifacts.Manifest {
+	c.t.Helper()
+	name, version := tmpl.Name, tmpl.Version
 	key, err := artifacts.LoadSecretKey(keyPath, "")
 	if err != nil {
 		c.t.Fatal(err)
@@ -349,9 +362,9 @@ func (c *Cluster) PublishManifest(tmpl artifacts.Manifest, files map[string]stri
 	return m
 }
 
-// SigningKey makes a minisign key pair in a temporary directory, sets it
-// as the trust policy of every application, and returns the secret key's
-// path.
+// SigningKey makes a minisign key pair in a temporary directory (DIR/release.key
+// and DIR/release.pub), sets it as the trust policy of every application,
+// and returns the secret key's path.
 func (c *Cluster) SigningKey() string {
 	c.t.Helper()
 	pub, sec, err := artifacts.GenerateKey("")
@@ -361,6 +374,9 @@ func (c *Cluster) SigningKey() string {
 	dir := c.t.TempDir()
 	keyPath := filepath.Join(dir, "release.key")
 	if err := os.WriteFile(keyPath, sec, 0o600); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "release.pub"), pub, 0o644); err != nil {
 		c.t.Fatal(err)
 	}
 	pk, err := artifacts.ParsePublicKey(pub)
