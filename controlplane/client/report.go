@@ -29,6 +29,11 @@ func (c *Client) Report(ctx context.Context, id string, now time.Time) (*report.
 		return nil, err
 	}
 	in.Release = &rel
+	lineage, err := c.Lineage(ctx, rel.ID)
+	if err != nil {
+		return nil, err
+	}
+	in.Evidence = lineage.Evidence
 	if in.Audit, err = c.AuditAbout(ctx, id); err != nil {
 		return nil, err
 	}

@@ -47,6 +47,9 @@ func (r Report) markdown(p *printer, h string) {
 		title = "Rollback"
 	}
 	p.f("%s %s %s: %s\n\n", h, title, r.Rollout, r.Release)
+	if r.Env != "" {
+		p.f("- **Environment:** %s\n", r.Env)
+	}
 	p.f("- **State:** %s", r.State)
 	if r.Reason != "" {
 		p.f(" (%s)", cell(r.Reason))
@@ -94,6 +97,17 @@ func (r Report) markdown(p *printer, h string) {
 	for _, w := range r.Waves {
 		p.f("| %d | %d | %d | %d | %d | %d | %d | %s | %s | %s | %s |\n", w.Wave, w.Hosts, w.Succeeded, w.Reverted, w.Failed, w.Skipped,
 			w.Unfinished, stamp(w.Start), stamp(w.End), cell(w.Duration), w.WindowWait)
+	}
+	if len(r.Evidence) > 0 {
+		p.f("%s# Verification\n\n| Job | Host | Result | Exit | Duration | Tests | Failed |\n|---|---|---|---|---|---|---|\n", h)
+		for _, e := range r.Evidence {
+			tests, failed := "-", "-"
+			if e.JUnit != nil {
+				tests, failed = fmt.Sprint(e.JUnit.Tests), fmt.Sprint(e.JUnit.Failures+e.JUnit.Errors)
+			}
+			p.f("| %s | %s | %s | %d | %s | %s | %s |\n", cell(e.Job), e.Host, e.State, e.ExitCode, cell(e.Duration), tests, failed)
+		}
+		p.f("\n")
 	}
 	p.f("\n%s# Hosts\n\n| Host | Wave | State | From | To | Start | End | Duration | Waiting for windows | Reason |\n", h)
 	p.f("|---|---|---|---|---|---|---|---|---|---|\n")

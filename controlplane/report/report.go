@@ -21,6 +21,8 @@ type Input struct {
 	Rollback *api.RolloutStatus // the rollout's rollback, if it had one
 	// RollbackAudit are the entries about the rollback.
 	RollbackAudit []api.AuditEntry
+	// Evidence are the verification jobs the rollout ran (lifecycles).
+	Evidence []*api.JobRun
 }
 
 // Report is the post-release review.
@@ -28,6 +30,7 @@ type Report struct {
 	Rollout     string         `json:"rollout"`
 	Kind        string         `json:"kind"`
 	Release     string         `json:"release"`
+	Env         string         `json:"env,omitempty"` // the lifecycle environment
 	State       string         `json:"state"`
 	Reason      string         `json:"reason,omitempty"`
 	CreatedBy   string         `json:"created_by"`
@@ -44,6 +47,7 @@ type Report struct {
 	Hosts       []Host         `json:"hosts"`
 	Timeline    []Event        `json:"timeline"`
 	Deviations  []string       `json:"deviations"`
+	Evidence    []Evidence     `json:"evidence,omitempty"`
 	Rollback    *Report        `json:"rollback,omitempty"`
 	GeneratedAt time.Time      `json:"generated_at"`
 }
@@ -88,6 +92,17 @@ type Host struct {
 	Reason     string           `json:"reason,omitempty"`
 }
 
+// Evidence is the result of one verification job on one host.
+type Evidence struct {
+	Job      string            `json:"job"`
+	Host     string            `json:"host"`
+	State    string            `json:"state"`
+	ExitCode int               `json:"exit_code"`
+	Duration string            `json:"duration,omitempty"`
+	JUnit    *api.JUnitSummary `json:"junit,omitempty"`
+	Output   string            `json:"output,omitempty"`
+}
+
 // Event is one line of the timeline.
 type Event struct {
 	Time   time.Time `json:"time"`
@@ -99,7 +114,7 @@ type Event struct {
 // Build makes the report at time now.
 func Build(in Input, now time.Time) Report {
 	r := in.Rollout.Rollout
-	rep := Report{Rollout: r.ID, Kind: r.Kind, Release: r.Release, State: r.State, Reason: r.Reason,
+	rep := Report{Rollout: r.ID, Kind: r.Kind, Release: r.Release, Env: r.Env, State: r.State, Reason: r.Reason,
 		CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt, StartedBy: r.StartedBy, StartedAt: r.StartedAt, EndedAt: r.EndedAt,
 		Plan: r.Plan, Approvals: []api.Approval{}, Deviations: []string{}, GeneratedAt: now}
 	if !r.StartedAt.IsZero() && !r.EndedAt.IsZero() {
@@ -124,6 +139,16 @@ func Build(in Input, now time.Time) Report {
 		}
 	}
 	rep.Deviations = deviations(r, in.Rollout.Hosts, in.Audit)
+	for _, run := range in.Evidence {
+		if run.Rollout != r.ID {
+			continue
+		}
+		ev := Evidence{Job: run.Job, Host: run.Host, State: run.State, ExitCode: run.ExitCode, JUnit: run.JUnit, Output: run.Output}
+		if run.State != api.JobPending {
+			ev.Duration = run.Duration.Round(time.Millisecond).String()
+		}
+		rep.Evidence = append(rep.Evidence, ev)
+	}
 	if in.Rollback != nil {
 		rb := Build(Input{Rollout: in.Rollback, Release: in.Release, Audit: in.RollbackAudit}, now)
 		rep.Rollback = &rb
