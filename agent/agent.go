@@ -58,6 +58,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Clock tells the time. Default: the system clock.
 	Clock deploy.Clock
+	// SelfUpdate says how the agent replaces its own binary with a
+	// release of SelfApp; without a Binary it refuses such releases.
+	SelfUpdate SelfUpdate
 }
 
 func (c *Config) setDefaults() {
@@ -88,6 +91,7 @@ func (c *Config) setDefaults() {
 	if c.Clock == nil {
 		c.Clock = deploy.SystemClock{}
 	}
+	c.SelfUpdate.setDefaults()
 }
 
 // Agent is one running agent.
@@ -185,6 +189,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := a.resumeSelfUpdate(ctx); err != nil {
+		return err
+	}
 	if err := a.recover(ctx); err != nil {
 		return err
 	}
@@ -226,6 +233,9 @@ func (a *Agent) Run(ctx context.Context) error {
 				break
 			}
 			if err := a.handle(ctx, in); err != nil {
+				if errors.Is(err, ErrRestart) {
+					return err
+				}
 				a.log.Error("apply failed", "rollout", in.Rollout, "err", err)
 			}
 		}

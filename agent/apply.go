@@ -64,6 +64,9 @@ func (a *Agent) handle(ctx context.Context, in api.Instruction) error {
 			a.wake(rec.StartAt)
 			return nil
 		}
+		if rec.App == SelfApp {
+			return a.selfUpdate(ctx, rec, m)
+		}
 		return a.activate(ctx, rec, m)
 	}
 	return nil
@@ -105,6 +108,11 @@ func (a *Agent) prepare(ctx context.Context, in api.Instruction) (*applyRecord, 
 	}
 	if err := a.saveManifest(m, in.Manifest); err != nil {
 		return nil, a.stageFailed(ctx, rec, err)
+	}
+	if rec.App == SelfApp {
+		if err := a.checkSelfPayload(rec); err != nil {
+			return nil, a.stageFailed(ctx, rec, err)
+		}
 	}
 	if err := a.setStep(ctx, rec, stepStaged, deploy.Staged); err != nil {
 		return nil, err
@@ -180,6 +188,11 @@ func (a *Agent) verify(in api.Instruction, current string) (*artifacts.Manifest,
 	}
 	if err := m.Targets.Matches(runtime.GOARCH, a.labels); err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", ErrUntrusted, err)
+	}
+	if m.Name == SelfApp {
+		if err := a.verifySelfRelease(m); err != nil {
+			return nil, nil, err
+		}
 	}
 	if current != "" && artifacts.CompareVersions(m.Version, current) < 0 && !a.installed(m.Name, m.Version) {
 		return nil, nil, fmt.Errorf("%w: %s is older than the running %s and not installed here; downgrades are only allowed back to a release still on this host",

@@ -16,6 +16,10 @@
 //	cache/SHA256               downloaded payloads
 //	apps/NAME/releases/VERSION unpacked releases
 //	apps/NAME/current          symlink to the active release
+//
+// The agent updates itself through the same pipeline: a release of the
+// reserved application drover-agent carries its binary, which replaces the
+// running one (see selfupdate.go and docs/agent-update.md).
 package agent
 
 import "errors"
@@ -26,4 +30,8 @@ var (
 	ErrNotEnrolled = errors.New("agent is not enrolled")
 	// ErrUntrusted: a release whose signatures the agent's policy rejects.
 	ErrUntrusted = errors.New("release refused")
+	// ErrRestart: the agent's binary was replaced (or restored) and the
+	// process must start it: re-execute it, or exit for the service
+	// manager to start it again.
+	ErrRestart = errors.New("the agent binary changed; restart it")
 )

@@ -46,6 +46,10 @@ type journal struct {
 	Halted string `json:"halted,omitempty"`
 	// LastChecks are the results of the last round of health checks.
 	LastChecks []checkResult `json:"last_checks,omitempty"`
+	// SelfUpdate is the replacement of the agent's own binary, from the
+	// swap until the new binary is confirmed or the old one restored; it
+	// holds the boot counter (see selfupdate.go).
+	SelfUpdate *selfUpdateState `json:"self_update,omitempty"`
 }
 
 // checkResult is one health check's outcome.
@@ -73,6 +77,9 @@ type applyRecord struct {
 	// Reason and Output say why a revert began.
 	Reason string `json:"reason,omitempty"`
 	Output string `json:"output,omitempty"`
+	// BinarySHA256 is, for a release of the agent itself, the SHA-256 of
+	// its binary as unpacked from the verified payload.
+	BinarySHA256 string `json:"binary_sha256,omitempty"`
 }
 
 type doneRecord struct {
