@@ -9,16 +9,20 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/drover-dev/drover/controlplane/api"
@@ -105,7 +109,43 @@ type ConnError struct {
 }
 
 func (e *ConnError) Error() string {
-	return fmt.Sprintf("cannot reach the control plane (tried %s): %v", strings.Join(e.Tried, ", "), e.Err)
+	return fmt.Sprintf("cannot reach the control plane (tried %s): %s", strings.Join(e.Tried, ", "), cause(e.Err))
+}
+
+// cause says in a few words why a connection failed: "connection
+// refused", "timed out", the certificate problem; else the error itself
+// without the request it was made for.
+func cause(err error) string {
+	var (
+		unknownCA *x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		dnsErr    *net.DNSError
+		opErr     *net.OpError
+		urlErr    *url.Error
+		netErr    net.Error
+	)
+	switch {
+	case err == nil:
+		return "no server to try"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused (no server listening there)"
+	case errors.As(err, &unknownCA):
+		return "the server's certificate is not signed by the configured CA (another cluster?)"
+	case errors.As(err, &hostname):
+		return "the server's certificate does not name that address: " + hostname.Error()
+	case errors.As(err, &invalid):
+		return "the server's certificate is not valid: " + invalid.Error()
+	case errors.As(err, &opErr) && opErr.Op == "remote error": // a TLS alert from the server
+		return "the server refused the TLS handshake (is the client certificate revoked, expired or of another cluster?): " + opErr.Err.Error()
+	case errors.As(err, &dnsErr):
+		return "cannot resolve host " + dnsErr.Name
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return "timed out"
+	case errors.As(err, &urlErr):
+		return urlErr.Err.Error()
+	}
+	return err.Error()
 }
 
 func (e *ConnError) Unwrap() error { return e.Err }
