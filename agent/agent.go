@@ -120,6 +120,7 @@ type Agent struct {
 	metrics     agentMetrics
 
 	lastInventory time.Time
+	jobs          jobRunner
 }
 
 // New opens an enrolled agent directory.
@@ -239,6 +240,7 @@ func (a *Agent) Run(ctx context.Context) error {
 				a.log.Error("apply failed", "rollout", in.Rollout, "err", err)
 			}
 		}
+		a.startJobs(ctx, desired.Jobs)
 	}
 	a.log.Info("agent stopped")
 	return nil

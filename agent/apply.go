@@ -182,6 +182,9 @@ func (a *Agent) verify(in api.Instruction, current string) (*artifacts.Manifest,
 	if err := policy.Verify(in.Manifest, in.Signatures); err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", ErrUntrusted, err)
 	}
+	if err := policy.CheckProvenance(m.Provenance); err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrUntrusted, err)
+	}
 	list, err := chunks.DecodeList(in.Chunks)
 	if err != nil || list.Digest() != m.Payload.Chunks || list.Size() != m.Payload.Size {
 		return nil, nil, fmt.Errorf("%w: the chunk list does not belong to this manifest", ErrUntrusted)

@@ -144,11 +144,16 @@ func runHook(ctx context.Context, what string, h *artifacts.Hook, env checkEnv) 
 // output. Its process group is killed when the timeout passes, so a check
 // or hook (and its children) cannot hang the agent.
 func runCommand(ctx context.Context, argv []string, env checkEnv, timeout time.Duration) (string, error) {
+	return runCommandEnv(ctx, argv, env, timeout)
+}
+
+// runCommandEnv is runCommand with extra environment variables.
+func runCommandEnv(ctx context.Context, argv []string, env checkEnv, timeout time.Duration, extra ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = env.ReleaseDir
-	cmd.Env = env.environ()
+	cmd.Env = append(env.environ(), extra...)
 	var out tailBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	setProcessGroup(cmd)
