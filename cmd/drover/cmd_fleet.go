@@ -39,7 +39,8 @@ rollout explains.`,
 		Example: `  drover host list
   drover host list --where 'os=debian,memory_gib>=8'
   drover host list --where 'env=prod,release.web<2.0' -o json
-  drover host list --since 24h`,
+  drover host list --since 24h
+  drover host list --running-commit 3f2a9c1d   # which hosts run code built from this commit?`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			hq, err := q.query()
@@ -111,15 +112,16 @@ with a new join token.`,
 
 // hostQueryFlags are --where and --since, shared by host list and
 // inventory export.
-type hostQueryFlags struct{ where, since string }
+type hostQueryFlags struct{ where, since, runningCommit string }
 
 func (q *hostQueryFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&q.where, "where", "", "select hosts by labels and facts, e.g. 'os=debian,memory_gib>=8'")
 	cmd.Flags().StringVar(&q.since, "since", "", "only hosts changed after TIME (RFC 3339) or within a duration (24h)")
+	cmd.Flags().StringVar(&q.runningCommit, "running-commit", "", "only hosts running a release built from this source commit (7+ hex digits)")
 }
 
 func (q *hostQueryFlags) query() (client.HostQuery, error) {
-	out := client.HostQuery{Where: q.where}
+	out := client.HostQuery{Where: q.where, RunningCommit: q.runningCommit}
 	if q.where != "" {
 		if _, err := inventory.ParseWhere(q.where); err != nil {
 			return out, usageErr("--where: %v", err)
@@ -330,23 +332,35 @@ It is shown once: the servers keep only a hash of its secret.`,
 func (a *app) trustCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "trust", Short: "Trust policies: whose signatures a release needs"}
 	var app string
-	var pubkeys []string
+	var pubkeys, builders, repos []string
 	var threshold int
 	set := &cobra.Command{
-		Use:   "set --app APP --pubkey FILE.pub [--pubkey ...] [--threshold K]",
+		Use:   "set --app APP --pubkey FILE.pub [--pubkey ...] [--threshold K] [--require-builder ID ...] [--require-repo URI ...]",
 		Short: "Set an application's first trust policy (admin)",
 		Long: `Set the first trust policy of an application ("*" for every application
 without its own): the minisign public keys whose signatures count, and how
 many distinct ones a release needs. Agents pin it and check every release
 against it themselves. Once set, a policy changes only by 'drover trust
-rotate', signed by its current keys.`,
+rotate', signed by its current keys.
+
+--require-builder and --require-repo make every release carry build
+provenance (drover artifact push --provenance) from one of the builders and
+source repositories named; the readiness review and every agent check it.`,
 		Example: `  drover trust set --app '*' --pubkey release.pub
-  drover trust set --app web --pubkey alice.pub --pubkey bob.pub --threshold 2`,
+  drover trust set --app web --pubkey alice.pub --pubkey bob.pub --threshold 2
+  drover trust set --app web --pubkey ci.pub \
+      --require-builder https://github.com/actions/runner/github-hosted --require-repo https://github.com/acme/web`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := policyFromFlags(app, pubkeys, threshold)
 			if err != nil {
 				return err
+			}
+			if len(builders)+len(repos) > 0 {
+				p.Provenance = &artifacts.ProvenanceRule{Builders: builders, Repositories: repos}
+				if err := p.Validate(); err != nil {
+					return usageErr("%v", err)
+				}
 			}
 			c, err := a.client()
 			if err != nil {
@@ -361,6 +375,8 @@ rotate', signed by its current keys.`,
 		c.Flags().StringArrayVar(&pubkeys, "pubkey", nil, "minisign public key file (repeatable)")
 		c.Flags().IntVar(&threshold, "threshold", 1, "signatures needed from distinct keys")
 	}
+	set.Flags().StringArrayVar(&builders, "require-builder", nil, "releases must be built by this builder id (repeatable)")
+	set.Flags().StringArrayVar(&repos, "require-repo", nil, "releases must be built from this source repository (repeatable)")
 	var signKeys, sigFiles []string
 	var writeDoc string
 	rotate := &cobra.Command{

@@ -25,17 +25,25 @@ import (
 
 func (a *app) artifactCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "artifact", Short: "Payloads: pack, upload, list, verify"}
+	var provenance string
 	push := &cobra.Command{
-		Use:   "push FILE",
+		Use:   "push FILE [--provenance STATEMENT.json]",
 		Short: "Upload a payload (a tar or tar.gz) to the cluster",
 		Long: `Upload a payload. It is cut into content-defined chunks; only the chunks
 the servers do not already hold are sent (compressed), and the payload is
 acknowledged once a quorum of servers holds every chunk. Pack payloads as
 uncompressed tar (drover artifact pack does): then a new version shares
 most chunks with the last one, and costs only its changes to upload and
-to download.`,
-		Example: `  drover artifact push web-1.2.0.tar`,
-		Args:    cobra.ExactArgs(1),
+to download.
+
+--provenance attaches an in-toto statement with a SLSA provenance predicate
+(v1 or v0.2, bare or in a DSSE envelope) about this file: its subject must
+be the file's SHA-256. drover release create then writes its builder,
+source repository and commit, and the statement's SHA-256 into the
+manifest it signs.`,
+		Example: `  drover artifact push web-1.2.0.tar
+  drover artifact push web-1.2.0.tar --provenance web-1.2.0.intoto.jsonl`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
 			if err != nil {
@@ -46,10 +54,31 @@ to download.`,
 			if err != nil {
 				return err
 			}
+			var statement []byte
+			if provenance != "" {
+				// Check before uploading anything: a statement about
+				// another file is a mistake worth hearing at once.
+				if statement, err = os.ReadFile(provenance); err != nil {
+					return usageErr("--provenance: %v", err)
+				}
+				prov, err := artifacts.ParseProvenance(statement)
+				if err == nil {
+					err = prov.Check(desc.SHA256)
+				}
+				if err != nil {
+					return usageErr("--provenance %s: %v", provenance, err)
+				}
+			}
 			start := time.Now()
 			res, err := c.Upload(cmd.Context(), args[0], desc.Format)
 			if err != nil {
 				return err
+			}
+			if statement != nil {
+				if err := c.SetProvenance(cmd.Context(), res.SHA256, statement); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stderr, "provenance attached; drover release create signs it into the release\n")
 			}
 			took := time.Since(start)
 			fmt.Fprintf(a.stderr, "uploaded %d of %d bytes (compressed) in %v; %d chunks held by %s\n",
@@ -169,6 +198,7 @@ the reason otherwise.`,
 		},
 	}
 	verify.Flags().StringVar(&releaseID, "release", "", "the release, NAME@VERSION")
+	push.Flags().StringVar(&provenance, "provenance", "", "an in-toto SLSA provenance statement about FILE")
 	cmd.AddCommand(push, pack, list, show, verify)
 	return cmd
 }
@@ -312,7 +342,16 @@ or --signature). The payload is uploaded first when --payload is given.`,
 			if err := a.get(cmd, api.PathReleases+"/"+args[0], &r); err != nil {
 				return err
 			}
-			return a.printOut(r, func(w io.Writer) {
+			var l api.Lineage
+			if err := a.get(cmd, api.PathReleases+"/"+args[0]+"/lineage", &l); err != nil {
+				return err
+			}
+			out := struct {
+				api.Release
+				Evidence []*api.JobRun      `json:"evidence"`
+				Stages   []api.LineageStage `json:"environments"`
+			}{r, l.Evidence, l.Stages}
+			return a.printOut(out, func(w io.Writer) {
 				row(w, "release", r.ID)
 				row(w, "created", r.CreatedAt.Format(time.RFC3339)+" by "+r.CreatedBy)
 				row(w, "payload", "sha256:"+r.Payload)
@@ -320,6 +359,10 @@ or --signature). The payload is uploaded first when --payload is given.`,
 				for _, ap := range r.Approvals {
 					row(w, "approved", ap.At.Format(time.RFC3339)+" by "+ap.By+" "+ap.Comment)
 				}
+				for _, s := range l.Stages {
+					row(w, "environment", fmt.Sprintf("%s (%s, %s)", s.Env, s.Rollout, s.State))
+				}
+				printEvidence(w, l.Evidence)
 				fmt.Fprintf(w, "\nmanifest:\n%s\n", r.Manifest)
 			})
 		},
@@ -356,7 +399,7 @@ created a release cannot approve it, and each approver approves once.`,
 		},
 	}
 	approve.Flags().StringVar(&comment, "comment", "", "a note for the record, such as a change ticket")
-	cmd.AddCommand(create, manifest, list, showRel, approve, a.readinessCommand())
+	cmd.AddCommand(create, manifest, list, showRel, approve, a.readinessCommand(), a.lineageCommand())
 	return cmd
 }
 
