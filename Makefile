@@ -6,7 +6,7 @@ COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BIN      := bin
 
-.PHONY: help build demo test vet e2e footprint bench clean
+.PHONY: help build demo test vet e2e footprint bench man clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ footprint: build ## the agent's static binary size and idle memory
 
 bench: build ## benchmarks and fleet simulator (~20 min, not in test): writes bench/results.md
 	$(GO) run ./test/benchreport -bin $(BIN) -out bench $(BENCHFLAGS)
+
+man: build ## manual pages of every command in bin/man (man -l bin/man/drover.1)
+	$(BIN)/drover docs man --dir $(BIN)/man
 
 clean: ## remove built binaries
 	rm -rf $(BIN)

@@ -269,8 +269,16 @@ Exits 0 when the chain holds and 1 naming the first entry that breaks it.`,
 				return errors.New("the audit trail is empty")
 			}
 			last := entries[len(entries)-1]
-			fmt.Fprintf(a.stdout, "audit trail intact: %d entries, head %s (entry %d, %s)\n", len(entries), last.Hash, last.Seq, last.Time.Format(time.RFC3339))
-			return nil
+			res := struct {
+				Intact  bool      `json:"intact"`
+				Entries int       `json:"entries"`
+				Head    string    `json:"head"`
+				Seq     uint64    `json:"seq"`
+				Time    time.Time `json:"time"`
+			}{true, len(entries), last.Hash, last.Seq, last.Time}
+			return a.printOut(res, func(w io.Writer) {
+				fmt.Fprintf(w, "audit trail intact: %d entries, head %s (entry %d, %s)\n", len(entries), last.Hash, last.Seq, last.Time.Format(time.RFC3339))
+			})
 		},
 	}
 	verify.Flags().StringVar(&file, "file", "", "verify an exported trail (JSON) instead of the cluster's")

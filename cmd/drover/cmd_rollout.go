@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -91,7 +90,12 @@ change freeze is refused; an admin may --override with a reason.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(a.stdout, created.ID)
+			if watch && (a.output == formatJSON || a.output == formatYAML) {
+				// stdout is the stream of events, each naming the rollout.
+				fmt.Fprintf(a.stderr, "rollout %s created\n", created.ID)
+			} else {
+				fmt.Fprintln(a.stdout, created.ID)
+			}
 			if !watch {
 				return nil
 			}
@@ -108,10 +112,19 @@ change freeze is refused; an admin may --override with a reason.`,
 	watchCmd := &cobra.Command{
 		Use:   "watch ID",
 		Short: "Follow a rollout until it ends",
-		Long: `Print a rollout's progress — waves, host states, failures with their
-reasons — as it happens, and a rollback's when it rolls back. Exits 0
-when the rollout completes and 3 when it ends paused, aborted, rolled back
-or pending; with -o json it prints one JSON event per line.`,
+		Long: `Follow a rollout until it ends, and its rollback if it rolls back. On a
+terminal each wave is a progress bar with its hosts' states (succeeded,
+reverted, failed, in flight, waiting for a maintenance window and when
+that window opens), and failures and changes of the rollout's state are
+printed above the bars as they happen. Elsewhere (a pipe, a log, or with
+NO_COLOR set) it prints one line per change. With -o json it prints one
+JSON event per line: type rollout, wave, host, and a last event of type
+end with the final host counts and the exit code (-o yaml: one YAML
+document per event).
+
+Exits 0 when the rollout completes; 3 when it ends paused, aborted,
+rolled back or pending; 1 on an error (it keeps retrying for two minutes
+when it loses contact with the control plane).`,
 		Example: `  drover rollout watch r-42
   drover rollout watch r-42 -o json | jq .`,
 		Args: cobra.ExactArgs(1),
@@ -262,10 +275,11 @@ reasons, reverts, durations and time spent waiting for maintenance windows;
 deviations from the plan (overrides, pauses, timeouts, skipped hosts, a
 missed deadline); the timeline of decisions; and its rollback, if any.
 
--o md (the default) writes Markdown; -o json the same as data.`,
+-o md (the default) writes Markdown; -o json or -o yaml the same as data.`,
 		Example: `  drover rollout report r-42 > r-42.md
   drover rollout report r-42 -o json | jq .waves`,
-		Args: cobra.ExactArgs(1),
+		Annotations: map[string]string{annotationForms: "md,markdown"},
+		Args:        cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
 			if err != nil {
@@ -279,10 +293,10 @@ missed deadline); the timeline of decisions; and its rollback, if any.
 			switch a.output {
 			case "md", "markdown", "table", "":
 				return rep.WriteMarkdown(a.stdout)
-			case "json":
+			case formatJSON, formatYAML:
 				return a.printOut(rep, nil)
 			}
-			return usageErr("--output %q: allowed values are md, json", a.output)
+			return usageErr("--output %q: allowed values are md, json, yaml", a.output)
 		},
 	}
 }
@@ -312,9 +326,7 @@ successful_issues, unsuccessful). Field by field: docs/cmdb.md.`,
 			if err != nil {
 				return fmt.Errorf("rollout %s (%s): %w", args[0], rep.State, err)
 			}
-			enc := json.NewEncoder(a.stdout)
-			enc.SetIndent("", "  ")
-			return enc.Encode(rec)
+			return a.printOut(rec, nil) // JSON, or YAML with -o yaml
 		},
 	}
 }
