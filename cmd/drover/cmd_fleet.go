@@ -124,7 +124,7 @@ func (q *hostQueryFlags) query() (client.HostQuery, error) {
 	out := client.HostQuery{Where: q.where, RunningCommit: q.runningCommit}
 	if q.where != "" {
 		if _, err := inventory.ParseWhere(q.where); err != nil {
-			return out, usageErr("--where: %v", err)
+			return out, usageErr("--%v", err)
 		}
 	}
 	if q.since != "" {
