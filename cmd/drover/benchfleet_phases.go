@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -85,11 +86,11 @@ type growResult struct {
 // grow enrolls agents, in groups of one join token each, until the fleet
 // has n, starts them, and waits for every inventory.
 func (b *fleetBench) grow(ctx context.Context, n int) error {
-	first := b.fleet.Size() == 0
-	added := n - b.fleet.Size()
+	first := b.fleet.size() == 0
+	added := n - b.fleet.size()
 	start := time.Now()
-	for b.fleet.Size() < n {
-		size := min(b.o.groupSize, n-b.fleet.Size())
+	for b.fleet.size() < n {
+		size := min(b.o.groupSize, n-b.fleet.size())
 		group := fmt.Sprintf("g%03d", b.groups)
 		b.groups++
 		var tok api.TokenResponse
@@ -99,21 +100,37 @@ func (b *fleetBench) grow(ctx context.Context, n int) error {
 		}
 		names := make([]string, size)
 		for i := range names {
-			names[i] = fmt.Sprintf("sim-%05d", b.fleet.Size()+i)
+			names[i] = fmt.Sprintf("sim-%05d", b.fleet.size()+i)
 		}
-		if err := b.fleet.Enroll(ctx, tok.Token, names); err != nil {
+		if err := b.fleet.enroll(ctx, tok.Token, names); err != nil {
 			return err
 		}
 	}
 	enrolled := time.Since(start)
 	b.logf("enrolled %d agents in %v (%.0f/s)", added, enrolled.Round(time.Millisecond), float64(added)/enrolled.Seconds())
-	want := b.fleet.Stats().Inventories.Load() + int64(added)
-	start = time.Now()
-	b.fleet.Start()
-	err := poll(ctx, 10*time.Minute, "every new agent to send its inventory", func() bool {
-		return b.fleet.Stats().Inventories.Load() >= want
-	})
+	before, err := b.fleet.counters()
 	if err != nil {
+		return err
+	}
+	start = time.Now()
+	if err := b.fleet.start(); err != nil {
+		return err
+	}
+	next := time.Now().Add(15 * time.Second)
+	var pollErr error
+	err = poll(ctx, 15*time.Minute, "every new agent to send its inventory", func() bool {
+		c, err := b.fleet.counters()
+		if err != nil {
+			pollErr = err
+			return true
+		}
+		if time.Now().After(next) {
+			next = next.Add(15 * time.Second)
+			b.logf("%d of %d inventories in; %d attempts failed and were retried", c.Inventories-before.Inventories, added, c.InventoryErrors-before.InventoryErrors)
+		}
+		return c.Inventories-before.Inventories >= int64(added)
+	})
+	if err = cmp.Or(pollErr, err); err != nil {
 		return err
 	}
 	inv := time.Since(start)
@@ -124,36 +141,46 @@ func (b *fleetBench) grow(ctx context.Context, n int) error {
 	return nil
 }
 
-// serverSamples samples the servers' and this process's CPU time.
-func (b *fleetBench) serverSamples() []procSample {
-	var out []procSample
+// samples samples the servers' CPU time, then the simulator processes'.
+func (b *fleetBench) samples() (servers, sims []procSample) {
 	for i, id := range b.d.serverIDs {
-		out = append(out, sampleProc(id, b.d.procs[i].cmd.Process.Pid))
+		servers = append(servers, sampleProc(id, b.d.procs[i].cmd.Process.Pid))
 	}
-	return append(out, sampleProc("simulator", os.Getpid()))
+	return servers, b.fleet.samples()
 }
 
-// usage turns samples into usage; the last one is this process.
-func usage(samples []procSample) (servers []procUsage, self procUsage) {
-	for _, s := range samples {
-		servers = append(servers, usageSince(s))
+// usage is what the processes sampled used since; the simulator's
+// processes are added up.
+func usage(servers, sims []procSample) (perServer []procUsage, simulator procUsage) {
+	for _, s := range servers {
+		perServer = append(perServer, usageSince(s))
 	}
-	return servers[:len(servers)-1], servers[len(servers)-1]
+	simulator.Name = "simulator"
+	for _, s := range sims {
+		u := usageSince(s)
+		simulator.CPUPercent += u.CPUPercent
+		simulator.RSSMiB += u.RSSMiB
+		simulator.PeakRSSMiB += u.PeakRSSMiB
+	}
+	simulator.CPUPercent, simulator.RSSMiB, simulator.PeakRSSMiB = round1(simulator.CPUPercent), round1(simulator.RSSMiB), round1(simulator.PeakRSSMiB)
+	return perServer, simulator
 }
 
 // holdPhase measures the check-ins of the idle fleet for d, after letting
 // every agent go through a whole long poll first.
 func (b *fleetBench) holdPhase(ctx context.Context, d time.Duration, profile bool) (*holdResult, error) {
-	st := b.fleet.Stats()
-	b.logf("hold: %d agents; letting every agent finish a long poll (%v)", b.fleet.Size(), b.o.pollWait+5*time.Second)
+	b.logf("hold: %d agents; letting every agent finish a long poll (%v)", b.fleet.size(), b.o.pollWait+5*time.Second)
 	if !sleepCtx(ctx, b.o.pollWait+5*time.Second) {
 		return nil, ctx.Err()
 	}
-	st.TakeCheckins()
-	polls, checkins := st.Polls.Load(), st.Checkins.Load()
-	errors := func() int64 { return st.PollErrors.Load() + st.ReportErrors.Load() + st.InventoryErrors.Load() }
-	errs := errors()
-	samples := b.serverSamples()
+	if _, err := b.fleet.takeCheckins(); err != nil {
+		return nil, err
+	}
+	before, err := b.fleet.counters()
+	if err != nil {
+		return nil, err
+	}
+	servers, sims := b.samples()
 	stopProfile := func() {}
 	if profile && b.o.profileDir != "" {
 		stopProfile = b.profile(ctx, d, "hold")
@@ -163,14 +190,21 @@ func (b *fleetBench) holdPhase(ctx context.Context, d time.Duration, profile boo
 		return nil, ctx.Err()
 	}
 	stopProfile()
-	lat := st.TakeCheckins()
-	r := &holdResult{Agents: b.fleet.Size(), Measured: toMS(d), Checkins: len(lat),
+	lat, err := b.fleet.takeCheckins()
+	if err != nil {
+		return nil, err
+	}
+	after, err := b.fleet.counters()
+	if err != nil {
+		return nil, err
+	}
+	r := &holdResult{Agents: b.fleet.size(), Measured: toMS(d), Checkins: len(lat),
 		P50: toMS(sim.Percentile(lat, 50)), P99: toMS(sim.Percentile(lat, 99)), Max: toMS(sim.Percentile(lat, 100)),
-		ReqPerS: round1(float64(st.Polls.Load()-polls+st.Checkins.Load()-checkins) / d.Seconds()),
-		Errors:  errors() - errs}
-	r.Servers, r.Sim = usage(samples)
-	b.logf("hold: %d check-ins, p50 %v p99 %v max %v, %.0f requests/s, %d errors; servers %s",
-		r.Checkins, r.P50, r.P99, r.Max, r.ReqPerS, r.Errors, usageLine(r.Servers))
+		ReqPerS: round1(float64(after.Polls-before.Polls+after.Checkins-before.Checkins) / d.Seconds()),
+		Errors:  after.Errors() - before.Errors()}
+	r.Servers, r.Sim = usage(servers, sims)
+	b.logf("hold: %d check-ins, p50 %v p99 %v max %v, %.0f requests/s, %d errors; servers %s; simulator %.0f%% CPU %.0f MiB",
+		r.Checkins, r.P50, r.P99, r.Max, r.ReqPerS, r.Errors, usageLine(r.Servers), r.Sim.CPUPercent, r.Sim.RSSMiB)
 	return r, nil
 }
 
@@ -264,7 +298,7 @@ func (b *fleetBench) waitRollout(ctx context.Context, id string, timeout time.Du
 
 // wavesPhase runs a one-wave rollout to one group, then to every host.
 func (b *fleetBench) wavesPhase(ctx context.Context) error {
-	n := b.fleet.Size()
+	n := b.fleet.size()
 	sizes := []struct {
 		hosts    int
 		selector map[string]string
@@ -289,7 +323,7 @@ func (b *fleetBench) wave(ctx context.Context, selector map[string]string, hosts
 	if err != nil {
 		return waveResult{}, err
 	}
-	samples := b.serverSamples()
+	servers, sims := b.samples()
 	stopProfile := func() {}
 	if profile && b.o.profileDir != "" {
 		stopProfile = b.profile(ctx, 20*time.Second, "wave")
@@ -300,14 +334,21 @@ func (b *fleetBench) wave(ctx context.Context, selector map[string]string, hosts
 	if err != nil {
 		return waveResult{}, err
 	}
-	st := b.fleet.Stats()
-	if err := poll(ctx, 5*time.Minute, fmt.Sprintf("%d agents to receive their instruction", hosts), func() bool {
-		return len(st.Received(r.ID)) >= hosts
-	}); err != nil {
+	var pollErr error
+	err = poll(ctx, 5*time.Minute, fmt.Sprintf("%d agents to receive their instruction", hosts), func() bool {
+		n, err := b.fleet.receivedCount(r.ID)
+		pollErr = err
+		return err != nil || n >= hosts
+	})
+	if err = cmp.Or(pollErr, err); err != nil {
+		return waveResult{}, err
+	}
+	receipts, err := b.fleet.received(r.ID)
+	if err != nil {
 		return waveResult{}, err
 	}
 	var lat []time.Duration
-	for _, rc := range st.Received(r.ID) {
+	for _, rc := range receipts {
 		lat = append(lat, rc.At.Sub(r.StartedAt))
 	}
 	end, err := b.waitRollout(ctx, r.ID, 10*time.Minute)
@@ -316,7 +357,7 @@ func (b *fleetBench) wave(ctx context.Context, selector map[string]string, hosts
 	}
 	res := waveResult{Hosts: hosts, P50: toMS(sim.Percentile(lat, 50)), P99: toMS(sim.Percentile(lat, 99)),
 		Max: toMS(sim.Percentile(lat, 100)), Completed: toMS(end.EndedAt.Sub(r.StartedAt))}
-	res.Servers, _ = usage(samples)
+	res.Servers, _ = usage(servers, sims)
 	b.logf("wave: %d hosts instructed: p50 %v p99 %v max %v; all succeeded after %v; servers %s",
 		hosts, res.P50, res.P99, res.Max, res.Completed, usageLine(res.Servers))
 	return res, nil
@@ -376,16 +417,17 @@ func (b *fleetBench) rolloutPhase(ctx context.Context) (*rolloutResult, error) {
 
 // failoverPhase kills the leader repeatedly under the fleet's load.
 func (b *fleetBench) failoverPhase(ctx context.Context) (*failoverResult, error) {
-	res := &failoverResult{Agents: b.fleet.Size(), Kills: b.o.kills}
+	res := &failoverResult{Agents: b.fleet.size(), Kills: b.o.kills}
 	var writes, reconnects []time.Duration
-	st := b.fleet.Stats()
 	for trial := 1; trial <= b.o.kills; trial++ {
 		leader, err := b.d.leaderIndex(ctx)
 		if err != nil {
 			return nil, err
 		}
 		killedURL := b.servers[leader]
-		st.TakeOutages()
+		if _, err := b.fleet.takeOutages(); err != nil {
+			return nil, err
+		}
 		if err := b.d.procs[leader].cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			return nil, err
 		}
@@ -407,7 +449,7 @@ func (b *fleetBench) failoverPhase(ctx context.Context) (*failoverResult, error)
 		var outs []sim.Outage
 		quiet := time.Now()
 		_ = poll(ctx, 30*time.Second, "outages to settle", func() bool {
-			if more := st.TakeOutages(); len(more) > 0 {
+			if more, _ := b.fleet.takeOutages(); len(more) > 0 {
 				outs = append(outs, more...)
 				quiet = time.Now()
 			}
@@ -505,12 +547,12 @@ func (b *fleetBench) growPhase(ctx context.Context) (*growResult, error) {
 			break
 		}
 		res.Largest = h.Agents
-		next := b.fleet.Size() + b.o.growStep
+		next := b.fleet.size() + b.o.growStep
 		switch {
 		case next > b.o.maxAgents:
 			res.Stopped = fmt.Sprintf("--max-agents %d reached", b.o.maxAgents)
-		case uint64(next)+500 > limit:
-			res.Stopped = fmt.Sprintf("the open-file limit (%d) of the simulator's process allows no more agents", limit)
+		case uint64(next/len(b.servers))+1000 > limit:
+			res.Stopped = fmt.Sprintf("the servers' open-file limit (%d, about a third of the fleet's connections each) allows no more agents", limit)
 		}
 		if res.Stopped != "" {
 			break

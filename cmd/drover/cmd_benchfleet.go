@@ -40,6 +40,7 @@ type fleetOptions struct {
 	target      time.Duration
 	startRate   int
 	downWait    time.Duration
+	perProcess  int
 	phases      []string
 	profileDir  string
 }
@@ -108,7 +109,8 @@ report generator).`,
 	f.IntVar(&o.agents, "agents", 10000, "simulated agents")
 	f.IntVar(&o.groupSize, "group-size", 1000, "agents per join token; each group has its label group=gNNN")
 	f.IntVar(&o.sourceAddrs, "source-addrs", 8, "loopback source addresses to spread connections over (127.0.0.2 on)")
-	f.IntVar(&o.startRate, "start-rate", 500, "agents started per second (each opens its connection and sends its inventory)")
+	f.IntVar(&o.startRate, "start-rate", 200, "agents started per second (each makes a TLS handshake and an inventory write)")
+	f.IntVar(&o.perProcess, "per-process", 0, "simulated agents per simulator process (each holds an open file per agent); more start worker processes (default: the open-file limit less 1,000)")
 	f.IntVar(&o.packages, "inventory-packages", 100, "OS packages in each simulated inventory")
 	f.DurationVar(&o.pollWait, "poll-wait", 30*time.Second, "long-poll wait: the check-in period of an idle agent")
 	f.DurationVar(&o.hold, "hold", 60*time.Second, "how long the hold phase measures check-ins")
@@ -121,6 +123,7 @@ report generator).`,
 	f.DurationVar(&o.growHold, "grow-hold", 35*time.Second, "how long each grow step measures check-ins")
 	f.DurationVar(&o.target, "target", 25*time.Millisecond, "check-in p99 the grow phase must stay within")
 	f.StringSliceVar(&o.phases, "phases", fleetPhases, "phases to run, in this order: "+strings.Join(fleetPhases, ","))
+	cmd.AddCommand(a.benchFleetWorkerCommand())
 	f.StringVar(&o.profileDir, "profile", "", "write CPU profiles of the leader and of this process (hold and 10,000-host wave) to this directory")
 	return cmd
 }
@@ -158,7 +161,7 @@ type fleetBench struct {
 	o       fleetOptions
 	log     io.Writer
 	d       *devCluster
-	fleet   *sim.Fleet
+	fleet   *simFleet
 	servers []string
 	key     minisign.PrivateKey
 	payload string
@@ -172,9 +175,12 @@ func (a *app) benchFleet(ctx context.Context, o fleetOptions) error {
 	if err != nil {
 		return err
 	}
-	if need := uint64(o.agents) + 500; limit < need {
-		return fmt.Errorf("the open-file limit is %d, too low for %d simulated agents (each holds a connection, and this process needs about %d): raise the hard limit (ulimit -Hn) or pass fewer --agents",
-			limit, o.agents, need)
+	if o.perProcess == 0 {
+		o.perProcess = int(limit) - 1000
+	}
+	if o.perProcess < 1 || uint64(o.perProcess)+500 > limit {
+		return fmt.Errorf("the open-file limit is %d, too low for %d simulated agents per process (each holds a connection): raise the hard limit (ulimit -Hn) or pass a lower --per-process",
+			limit, o.perProcess)
 	}
 	dir, err := os.MkdirTemp("", "drover-bench-fleet-")
 	if err != nil {
@@ -191,7 +197,7 @@ func (a *app) benchFleet(ctx context.Context, o fleetOptions) error {
 	if err := b.setup(dir); err != nil {
 		return err
 	}
-	defer b.fleet.Stop()
+	defer b.fleet.stop()
 	if err := b.grow(ctx, o.agents); err != nil {
 		return err
 	}
@@ -209,7 +215,9 @@ func (a *app) benchFleet(ctx context.Context, o fleetOptions) error {
 		case "failover":
 			b.report.Failover, err = b.failoverPhase(ctx)
 			lastKill = time.Now()
-			b.fleet.Rehome()
+			if err == nil {
+				err = b.fleet.rehome()
+			}
 		case "grow":
 			b.report.Grow, err = b.growPhase(ctx)
 		}
@@ -251,15 +259,26 @@ func (b *fleetBench) setup(dir string) error {
 	for _, s := range b.d.specs {
 		b.servers = append(b.servers, "https://"+s.APIAddr)
 	}
-	b.fleet, err = sim.New(sim.Config{
-		Servers: b.servers, CA: ca, SourceAddrs: sim.LoopbackSources(b.o.sourceAddrs),
-		PollWait: b.o.pollWait, Probe: true, ApplyTime: b.o.applyTime, FailureRate: b.o.failureRate,
-		VerifySignatures: true, InventoryPackages: b.o.packages, StartRate: b.o.startRate, Seed: 1,
-		Logger: slog.New(slog.NewTextHandler(b.log, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
+	wc := workerConfig{Servers: b.servers, CA: ca, PollWait: b.o.pollWait, ApplyTime: b.o.applyTime, FailureRate: b.o.failureRate,
+		InventoryPackages: b.o.packages, StartRate: b.o.startRate, Seed: 1}
+	for _, a := range sim.LoopbackSources(b.o.sourceAddrs) {
+		wc.SourceAddrs = append(wc.SourceAddrs, a.String())
+	}
+	cfg, err := wc.simConfig()
 	if err != nil {
 		return err
 	}
+	cfg.Logger = slog.New(slog.NewTextHandler(b.log, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	b.fleet = &simFleet{perShard: b.o.perProcess, newShard: func(i int) (shard, error) {
+		if i == 0 {
+			f, err := sim.New(cfg)
+			return localShard{f}, err
+		}
+		wc := wc
+		wc.Seed += uint64(i)
+		b.logf("starting simulator worker %d (agents beyond %d)", i, i*b.o.perProcess)
+		return startWorker(wc, b.log)
+	}}
 	b.report.InventoryBytes = sim.InventorySize(b.o.packages)
 	return nil
 }

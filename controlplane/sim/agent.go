@@ -43,8 +43,8 @@ type agent struct {
 // run works until ctx ends.
 func (a *agent) run(ctx context.Context) {
 	defer a.conn.close()
-	for !a.sendInventory(ctx) {
-		if !sleep(ctx, retryDelay(1)) {
+	for failures := 1; !a.sendInventory(ctx); failures++ {
+		if !sleep(ctx, retryDelay(failures)) {
 			return
 		}
 	}

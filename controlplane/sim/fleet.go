@@ -62,8 +62,8 @@ type Config struct {
 	// EnrollConcurrency is how many enrollments are in flight at once.
 	// Default 64.
 	EnrollConcurrency int
-	// StartRate is how many agents start per second (each opens its
-	// connection and sends its inventory). Default 500.
+	// StartRate is how many agents start per second (each makes a TLS
+	// handshake and an inventory write). Default 200.
 	StartRate int
 	// Seed makes the failures reproducible.
 	Seed uint64
@@ -83,7 +83,7 @@ func (c *Config) setDefaults() {
 		c.EnrollConcurrency = 64
 	}
 	if c.StartRate == 0 {
-		c.StartRate = 500
+		c.StartRate = 200
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

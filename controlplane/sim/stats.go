@@ -28,6 +28,29 @@ type Stats struct {
 	outages  []Outage
 }
 
+// Counters is a snapshot of Stats' counters.
+type Counters struct {
+	Polls, PollErrors, Checkins, Reports, ReportErrors int64
+	Inventories, InventoryErrors, Applies, Failures    int64
+}
+
+// Counters returns the counters' values now.
+func (s *Stats) Counters() Counters {
+	return Counters{Polls: s.Polls.Load(), PollErrors: s.PollErrors.Load(), Checkins: s.Checkins.Load(),
+		Reports: s.Reports.Load(), ReportErrors: s.ReportErrors.Load(), Inventories: s.Inventories.Load(),
+		InventoryErrors: s.InventoryErrors.Load(), Applies: s.Applies.Load(), Failures: s.Failures.Load()}
+}
+
+// Add returns the sum of two snapshots (of several fleets).
+func (c Counters) Add(o Counters) Counters {
+	return Counters{Polls: c.Polls + o.Polls, PollErrors: c.PollErrors + o.PollErrors, Checkins: c.Checkins + o.Checkins,
+		Reports: c.Reports + o.Reports, ReportErrors: c.ReportErrors + o.ReportErrors, Inventories: c.Inventories + o.Inventories,
+		InventoryErrors: c.InventoryErrors + o.InventoryErrors, Applies: c.Applies + o.Applies, Failures: c.Failures + o.Failures}
+}
+
+// Errors is the number of failed requests of every kind.
+func (c Counters) Errors() int64 { return c.PollErrors + c.ReportErrors + c.InventoryErrors }
+
 // Receipt is when a host first saw its instruction for a rollout.
 type Receipt struct {
 	Host string
