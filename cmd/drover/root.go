@@ -199,7 +199,7 @@ var (
 		{ID: "cli", Title: "This CLI:"},
 	}
 	groupOf = map[string]string{
-		"release": "rollouts", "artifact": "rollouts", "rollout": "rollouts", "env": "rollouts",
+		"release": "rollouts", "artifact": "rollouts", "rollout": "rollouts", "env": "rollouts", "lifecycle": "rollouts",
 		"keygen": "rollouts", "sign": "rollouts", "verify": "rollouts",
 		"schedule": "change", "window": "change", "freeze": "change", "settings": "change", "audit": "change",
 		"status": "fleet", "host": "fleet", "inventory": "fleet", "token": "fleet",
@@ -265,6 +265,7 @@ Exit codes: 0 success; 1 runtime error; 2 usage or configuration error;
 		a.clusterCommand(), a.versionCommand(), a.benchCommand(), a.windowCommand(),
 		a.freezeCommand(), a.auditCommand(), a.scheduleCommand(), a.settingsCommand(),
 		a.statusCommand(), a.configCommand(), a.completionCommand(), a.docsCommand(),
+		a.envCommand(), a.lifecycleCommand(),
 	)
 	root.InitDefaultHelpCmd()
 	if help, _, err := root.Find([]string{"help"}); err == nil && help != root {
