@@ -45,15 +45,29 @@ type Client struct {
 	leader  string   // the leader's URL, as the last answer named it
 }
 
+// How long a client waits on a server that has gone silent — cut off,
+// frozen, powered off — before it tries the next one, instead of as long as
+// TCP would (minutes): a connection attempt gives up after dialTimeout, and
+// a connection that has received nothing for pingAfter is pinged and
+// closed when no answer comes within pingTimeout, which fails the requests
+// on it (a long poll included) over to the next server.
+const (
+	dialTimeout = 5 * time.Second
+	pingAfter   = 10 * time.Second
+	pingTimeout = 5 * time.Second
+)
+
 // New returns a client for the servers (base URLs) with the TLS config. The
 // client keeps its own copy of tlsConfig, which the caller may share.
 func New(servers []string, tlsConfig *tls.Config) *Client {
 	tr := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: dialTimeout}).DialContext,
 		TLSClientConfig:     tlsConfig.Clone(),
 		ForceAttemptHTTP2:   true,
 		MaxIdleConnsPerHost: 4,
 		TLSHandshakeTimeout: 10 * time.Second,
 		IdleConnTimeout:     90 * time.Second,
+		HTTP2:               &http.HTTP2Config{SendPingTimeout: pingAfter, PingTimeout: pingTimeout},
 	}
 	return &Client{http: &http.Client{Transport: tr}, servers: append([]string(nil), servers...)}
 }
