@@ -168,8 +168,8 @@ const (
 )
 
 // checkChain checks that the audit trail is one unbroken chain: sequence
-// numbers 1..n, each entry naming the hash of the one before. (drover audit
-// verify also recomputes the hashes.)
+// numbers 1..n, each entry naming the hash of the one before, Raft indexes
+// never going back. (drover audit verify also recomputes the hashes.)
 func checkChain(entries []api.AuditEntry) error {
 	for i, e := range entries {
 		if e.Seq != uint64(i+1) {
@@ -178,8 +178,8 @@ func checkChain(entries []api.AuditEntry) error {
 		if i > 0 && e.Prev != entries[i-1].Hash {
 			return fmt.Errorf("entry %d does not name the hash of entry %d", e.Seq, e.Seq-1)
 		}
-		if i > 0 && e.Index <= entries[i-1].Index {
-			return fmt.Errorf("entry %d has Raft index %d, not after entry %d's %d", e.Seq, e.Index, e.Seq-1, e.Index)
+		if i > 0 && e.Index < entries[i-1].Index { // one command may append several entries
+			return fmt.Errorf("entry %d has Raft index %d, before entry %d's %d", e.Seq, e.Index, e.Seq-1, entries[i-1].Index)
 		}
 	}
 	return nil

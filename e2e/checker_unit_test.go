@@ -146,8 +146,9 @@ func TestCheckDecisions(t *testing.T) {
 }
 
 func TestCheckChain(t *testing.T) {
-	chain := []api.AuditEntry{{Seq: 1, Index: 5, Hash: "a"}, {Seq: 2, Index: 9, Prev: "a", Hash: "b"}, {Seq: 3, Index: 10, Prev: "b", Hash: "c"}}
+	chain := []api.AuditEntry{{Seq: 1, Index: 5, Hash: "a"}, {Seq: 2, Index: 9, Prev: "a", Hash: "b"}, {Seq: 3, Index: 9, Prev: "b", Hash: "c"}}
 	wantErr(t, checkChain(chain), "")
+	wantErr(t, checkChain([]api.AuditEntry{chain[0], {Seq: 2, Index: 4, Prev: "a", Hash: "b"}}), "entry 2 has Raft index 4, before entry 1's 5")
 	broken := append([]api.AuditEntry{}, chain...)
 	broken[2].Prev = "x"
 	wantErr(t, checkChain(broken), "entry 3 does not name the hash of entry 2")

@@ -28,6 +28,10 @@ const (
 	// cliTimeout bounds one CLI command: a command stuck on a paused or
 	// partitioned server is killed and, where it is a read, tried again.
 	cliTimeout = 30 * time.Second
+	// statusTimeout bounds one `drover cluster status` while waiting for
+	// a leader: long enough for the CLI to give up on a frozen server
+	// (its TLS handshake times out after 10s) and ask the next one.
+	statusTimeout = 25 * time.Second
 )
 
 // node is one container: a server or an agent's host.
@@ -260,7 +264,12 @@ func (c *cluster) startAgents(ctx context.Context) error {
 // and returns its standard output. An error carries the exit code and
 // standard error.
 func (c *cluster) cli(ctx context.Context, config string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, cliTimeout)
+	return c.cliWithin(ctx, cliTimeout, config, args...)
+}
+
+// cliWithin is cli with a timeout of its own.
+func (c *cluster) cliWithin(ctx context.Context, timeout time.Duration, config string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if config != "" {
 		args = append([]string{"--config", config}, args...)
@@ -272,7 +281,7 @@ func (c *cluster) cli(ctx context.Context, config string, args ...string) (strin
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
-			err = fmt.Errorf("%w after %v", ctx.Err(), cliTimeout)
+			err = fmt.Errorf("%w after %v", ctx.Err(), timeout)
 		}
 		return stdout.String(), fmt.Errorf("drover %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
@@ -338,10 +347,11 @@ func (c *cluster) agent(name string) *node {
 	return nil
 }
 
-// status is the cluster status as any reachable server answers it.
+// status is the cluster status as any reachable server answers it. Its
+// short timeout matters right after a server dies: see statusTimeout.
 func (c *cluster) status(ctx context.Context) (api.ClusterStatus, error) {
 	var st api.ClusterStatus
-	out, err := c.cli(ctx, c.admin, "cluster", "status", "-o", "json")
+	out, err := c.cliWithin(ctx, statusTimeout, c.admin, "cluster", "status", "-o", "json")
 	if err != nil {
 		return st, err
 	}
@@ -514,12 +524,8 @@ func (c *cluster) exec(ctx context.Context, n *node, timeout time.Duration, args
 }
 
 // logs returns a container's log since a time.
-func (c *cluster) logs(ctx context.Context, n *node, since time.Time) (string, error) {
-	out, err := dockerIn(ctx, dockerTimeout, nil, "logs", "--since", since.UTC().Format(time.RFC3339Nano), n.Container)
-	if err != nil {
-		return "", err
-	}
-	return out, nil
+func (c *cluster) logs(ctx context.Context, n *node, since time.Time) string {
+	return containerLogs(ctx, n.Container, since.UTC().Format(time.RFC3339Nano), "all")
 }
 
 // hostDisk is what an agent's own disk says: the version its current link
@@ -615,4 +621,35 @@ func (c *cluster) eachAgent(fn func(a *node) error) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// agentsConnectedTo lists the agents with an established connection to a
+// server's API, from their own view (netstat in each container).
+func (c *cluster) agentsConnectedTo(ctx context.Context, server *node) ([]string, error) {
+	var mu sync.Mutex
+	var out []string
+	err := c.eachAgent(func(a *node) error {
+		st, err := c.exec(ctx, a, 30*time.Second, "netstat", "-tn")
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(st, "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 6 && f[4] == server.IP+":7400" && f[5] == "ESTABLISHED" {
+				mu.Lock()
+				out = append(out, a.Name)
+				mu.Unlock()
+				break
+			}
+		}
+		return nil
+	})
+	slices.Sort(out)
+	return out, err
+}
+
+// cliErr runs a CLI command that prints nothing the caller needs.
+func (c *cluster) cliErr(config string, args ...string) error {
+	_, err := c.cli(suite.ctx, config, args...)
+	return err
 }

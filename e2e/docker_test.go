@@ -40,6 +40,22 @@ func dockerIn(ctx context.Context, timeout time.Duration, stdin io.Reader, args 
 	return stdout.String(), nil
 }
 
+// containerLogs returns a container's log, standard output and error
+// interleaved as docker stored them; tail "all" for the whole log.
+func containerLogs(ctx context.Context, container, since, tail string) string {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	args := []string{"logs", "--tail", tail}
+	if since != "" {
+		args = append(args, "--since", since)
+	}
+	out, err := exec.CommandContext(ctx, "docker", append(args, container)...).CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("%s(docker logs %s: %v)", out, container, err)
+	}
+	return string(out)
+}
+
 // dockerLines runs docker and splits its output into non-empty lines.
 func dockerLines(ctx context.Context, args ...string) ([]string, error) {
 	out, err := docker(ctx, args...)

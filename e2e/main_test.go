@@ -95,7 +95,7 @@ func teardown(failed bool) {
 		logs := filepath.Join(suite.dir, "logs")
 		_ = os.MkdirAll(logs, 0o755)
 		for _, n := range append(append([]*node{}, suite.c.servers...), suite.c.agents...) {
-			out, _ := dockerIn(ctx, time.Minute, nil, "logs", n.Container)
+			out := containerLogs(ctx, n.Container, "", "all")
 			_ = os.WriteFile(filepath.Join(logs, n.Name+".log"), []byte(out), 0o644)
 		}
 	}
@@ -136,4 +136,19 @@ func sharedCluster(t *testing.T) *cluster {
 		t.Fatalf("cannot start the cluster: %v", suite.err)
 	}
 	return suite.c
+}
+
+// TestHold starts the cluster and keeps it until Ctrl-C, for looking at it
+// by hand: DROVER_E2E=1 DROVER_E2E_HOLD=1 go test -run TestHold -v ./e2e/
+// prints the admin's CLI configuration and the containers' names.
+func TestHold(t *testing.T) {
+	if os.Getenv("DROVER_E2E_HOLD") != "1" {
+		t.Skip("set DROVER_E2E_HOLD=1 to keep a cluster up until Ctrl-C")
+	}
+	c := sharedCluster(t)
+	fmt.Printf("export DROVER_CONFIG=%s\nPATH=%s:$PATH\n", c.admin, filepath.Dir(c.drover))
+	for _, n := range append(append([]*node{}, c.servers...), c.agents...) {
+		fmt.Printf("%-8s %-15s %s\n", n.Name, n.IP, n.Container)
+	}
+	<-suite.ctx.Done()
 }

@@ -60,8 +60,20 @@ type scenarioRun struct {
 	failed     bool
 	ran        bool
 
-	before map[string]string // host -> version on disk before the scenario
-	acts   map[string]int    // host -> activations recorded before it
+	before   map[string]string // host -> version on disk before the scenario
+	acts     map[string]int    // host -> activations recorded before it
+	payloads map[string]string // version -> SHA-256 of its payload file
+}
+
+// release records a release and keeps its payload's digest for the
+// report check.
+func (s *scenarioRun) release(r releaseSpec) {
+	sum, err := s.c.release(s.ctx, r)
+	s.must(err, "releasing "+r.Version)
+	if s.payloads == nil {
+		s.payloads = map[string]string{}
+	}
+	s.payloads[r.Version] = sum
 }
 
 // result is one invariant checked.
@@ -119,10 +131,7 @@ func (s *scenarioRun) finish() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, n := range s.c.servers {
-		out, err := dockerIn(ctx, 30*time.Second, nil, "logs", "--tail", "25", n.Container)
-		if err != nil {
-			out = err.Error()
-		}
+		out := containerLogs(ctx, n.Container, "", "25")
 		s.t.Logf("the end of %s's log:\n%s", n.Name, out)
 	}
 }
@@ -178,6 +187,17 @@ func (s *scenarioRun) verify(rec *recorder, w *writes) map[string]*api.RolloutSt
 		s.check("each host of "+id+" started and ended at most once", fmt.Sprintf("%d histories", len(st.Hosts)), checkOnce(st.Hosts))
 		n, err := checkDecisions(audit, st.Rollout)
 		s.check("decisions about "+id+" recorded once and in order", fmt.Sprintf("%d entries", n), err)
+	}
+	for _, id := range ids {
+		st := finals[id]
+		if st.Rollout.Kind == api.KindRollback {
+			continue // its report is part of its rollout's
+		}
+		rep, err := c.report(ctx, id)
+		s.must(err, "reading the report of "+id)
+		s.check("the post-release report of "+id+" matches what happened",
+			fmt.Sprintf("%d waves, %d hosts, %s", len(rep.Waves), len(rep.Hosts), rep.State),
+			checkReport(rep, st, s.payloads[st.Rollout.Version], s.before))
 	}
 	if len(ids) > 0 {
 		outcomes, err := s.outcomes(finals[ids[0]], finals)
