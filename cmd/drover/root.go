@@ -95,7 +95,7 @@ func (a *app) run(ctx context.Context, args []string) int {
 	if err == nil {
 		return exitOK
 	}
-	code, msg := a.explain(cmd, err, ctx)
+	code, msg := a.explain(ctx, cmd, err)
 	p := painter(a.fancy(a.stderr))
 	switch code {
 	case exitIncomplete:
@@ -113,7 +113,7 @@ var requiredRole = regexp.MustCompile(`role (\w+) or higher is required`)
 
 // explain turns an error into an exit code and a message a person can act
 // on: what was tried, with which configuration, and what to do next.
-func (a *app) explain(cmd *cobra.Command, err error, ctx context.Context) (int, string) {
+func (a *app) explain(ctx context.Context, cmd *cobra.Command, err error) (int, string) {
 	msg := err.Error()
 	path := "drover"
 	if cmd != nil {

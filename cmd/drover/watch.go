@@ -80,7 +80,7 @@ func (a *app) watchView() watchView {
 // when the rollout ends without completing. A non-zero index makes the
 // first read wait until the server has something newer (read your writes).
 func (a *app) watch(ctx context.Context, c *client.Client, id string, index uint64) error {
-	w := &watcher{a: a, c: c, view: a.watchView(), opens: map[string]time.Time{}}
+	w := &watcher{a: a, c: c, view: a.watchView()}
 	final, err := w.follow(ctx, id, index)
 	end := watchEvent{Time: a.now().UTC(), Rollout: id, Type: "end"}
 	code := exitOK
@@ -113,8 +113,6 @@ type watcher struct {
 	a    *app
 	c    *client.Client
 	view watchView
-	// opens: when each host waiting for its window may start.
-	opens map[string]time.Time
 	// windows and labels are read once, when a host first waits for its
 	// window.
 	windows []*api.Window
@@ -224,7 +222,6 @@ func (w *watcher) diff(ctx context.Context, prev, cur *api.RolloutStatus) []watc
 		if d.State == deploy.WaitingForWindow {
 			if t, ok := w.windowOpens(ctx, d.Host, now); ok {
 				ev.WindowOpens = &t
-				w.opens[d.Host] = t
 			}
 		}
 		evs = append(evs, ev)

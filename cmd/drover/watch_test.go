@@ -19,7 +19,7 @@ func TestWatchSaysWhenAWaitingHostsWindowOpens(t *testing.T) {
 	var out bytes.Buffer
 	a := newApp(&out, io.Discard)
 	a.now, a.loc = func() time.Time { return now }, time.UTC
-	w := &watcher{a: a, opens: map[string]time.Time{}, fetched: true,
+	w := &watcher{a: a, fetched: true,
 		windows: []*api.Window{
 			{Window: deploy.Window{Name: "berlin-nights", Schedule: "FREQ=DAILY;BYHOUR=2", TimeZone: "Europe/Berlin", Duration: 3 * time.Hour, Selector: map[string]string{"site": "berlin"}}},
 			{Window: deploy.Window{Name: "paris-nights", Schedule: "FREQ=DAILY;BYHOUR=1", TimeZone: "Europe/Paris", Duration: time.Hour, Selector: map[string]string{"site": "paris"}}},
