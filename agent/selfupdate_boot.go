@@ -65,13 +65,20 @@ func AbortSwap(cfg Config, cause error) error {
 	if err != nil {
 		return err
 	}
-	s := j.SelfUpdate
-	self, err := runningDigest()
-	if err != nil || s == nil || s.Step != selfSwapped || self != s.OldSHA256 {
-		return fmt.Errorf("cannot start %s: %w", cfg.SelfUpdate.Binary, cause)
-	}
 	u := &selfUpdater{files: l, cfg: cfg.SelfUpdate, log: cfg.Logger.With("component", "self-update"),
 		now: cfg.Clock.Now, j: j, self: runningDigest, exit: os.Exit}
+	return u.abort(cause)
+}
+
+// abort restores the previous binary after the new one could not be
+// started, if the previous one is the one running; otherwise it returns
+// the cause.
+func (u *selfUpdater) abort(cause error) error {
+	s := u.j.SelfUpdate
+	self, err := u.self()
+	if err != nil || s == nil || s.Step != selfSwapped || self != s.OldSHA256 {
+		return fmt.Errorf("cannot start %s: %w", u.cfg.Binary, cause)
+	}
 	return u.restore(self, fmt.Sprintf("cannot start the new agent binary: %v", cause))
 }
 

@@ -408,6 +408,25 @@ func TestBootSettlesEveryState(t *testing.T) {
 	}
 }
 
+// TestExecFailureRestores: the old process swapped the binary in and
+// could not execute it; the previous binary, the one running, goes back.
+func TestExecFailureRestores(t *testing.T) {
+	cause := errors.New("exec format error")
+	h := newHost(t, selfSwapped, "new").running("old")
+	if err := h.u.abort(cause); err != nil {
+		t.Fatalf("abort: %v", err)
+	}
+	j, _ := loadJournal(h.u.files.journal())
+	if got := readString(t, h.bin); got != "old" || j.SelfUpdate != nil || len(j.Outbox) != 1 ||
+		j.Outbox[0].State != deploy.Reverted || !strings.Contains(j.Outbox[0].Reason, "cannot start the new agent binary: exec format error") {
+		t.Errorf("binary %q, journal %+v %+v; want the old binary back and a reverted report", got, j.SelfUpdate, j.Outbox)
+	}
+	// Nothing to undo: the cause is the error.
+	if err := h.u.abort(cause); !errors.Is(err, cause) {
+		t.Errorf("abort without an update = %v; want the cause", err)
+	}
+}
+
 // TestBootWithoutThePreviousBinary: a crash loop whose previous binary was
 // deleted cannot be undone; the agent halts and says so.
 func TestBootWithoutThePreviousBinary(t *testing.T) {
