@@ -333,10 +333,10 @@ successful_issues, unsuccessful). Field by field: docs/cmdb.md.`,
 
 // planFlags are a rollout plan given as flags, over a plan file.
 type planFlags struct {
-	file, waves, maxFailures, waveMaxFailures, selector, where, onFailure, notBefore, deadline string
-	maxParallel                                                                                int
-	bakeTime, hostTimeout                                                                      time.Duration
-	autoPromote                                                                                bool
+	file, waves, maxFailures, waveMaxFailures, selector, where, env, onFailure, notBefore, deadline string
+	maxParallel                                                                                     int
+	bakeTime, hostTimeout                                                                           time.Duration
+	autoPromote                                                                                     bool
 }
 
 func (p *planFlags) register(f *pflag.FlagSet) {
@@ -351,6 +351,7 @@ func (p *planFlags) registerPlan(f *pflag.FlagSet) {
 	f.StringVar(&p.waveMaxFailures, "wave-max-failures", "", "failed hosts tolerated within each wave: a count or a percentage (default: no per-wave limit)")
 	f.StringVar(&p.selector, "selector", "", "target hosts by labels: key=value,... (default every host)")
 	f.StringVar(&p.where, "where", "", "target hosts by labels and inventory facts too: os=debian,memory_gib>=8,release.web<2.0")
+	f.StringVar(&p.env, "env", "", "deploy into a lifecycle environment: its hosts only, after the stage before it (drover env list)")
 	f.IntVar(&p.maxParallel, "max-parallel", 0, "most hosts updating at once (0: the whole wave)")
 	f.DurationVar(&p.bakeTime, "bake-time", 0, "how long a finished wave runs before the next starts")
 	f.BoolVar(&p.autoPromote, "auto-promote", true, "start the next wave automatically; false: wait for drover rollout promote")
@@ -375,7 +376,7 @@ func (p *planFlags) request(f *pflag.FlagSet, args []string) (api.RolloutRequest
 		if err != nil {
 			return req, usageErr("%s: %v", p.file, err)
 		}
-		req.Release, req.Selector, req.Where, req.Plan = pf.Release, pf.Selector, pf.Where, pf.Plan
+		req.Release, req.Selector, req.Where, req.Env, req.Plan = pf.Release, pf.Selector, pf.Where, pf.Env, pf.Plan
 	}
 	if len(args) == 1 {
 		req.Release = args[0]
@@ -412,6 +413,9 @@ func (p *planFlags) request(f *pflag.FlagSet, args []string) (api.RolloutRequest
 			return req, usageErr("--where: %v", err)
 		}
 		req.Where = p.where
+	}
+	if set("env") && p.env != "" {
+		req.Env = p.env
 	}
 	if set("max-parallel") {
 		pl.MaxParallel = p.maxParallel
