@@ -40,6 +40,7 @@ func (s *Server) write(ctx context.Context, cmd *state.Command) (state.Result, e
 		changed := s.leader.wait() // before the attempt, so no change is missed
 		res, err := s.writeOnce(ctx, cmd)
 		if err == nil {
+			s.awaitApplied(ctx, res.Index)
 			return res, nil
 		}
 		s.log.Debug("write attempt failed", "cmd", cmd.Type, "attempt", attempt, "err", err)
@@ -48,6 +49,19 @@ func (s *Server) write(ctx context.Context, cmd *state.Command) (state.Result, e
 			return state.Result{}, errUnavailable
 		case <-changed:
 		case <-time.After(backoff(attempt)):
+		}
+	}
+}
+
+// awaitApplied waits, briefly, until this server's state has applied
+// index: a write forwarded to the leader is committed there first, and the
+// handler that made it often reads its effect next (an enrollment returns
+// the host's labels), so it must read at least what it wrote.
+func (s *Server) awaitApplied(ctx context.Context, index uint64) {
+	for wait := time.Millisecond; s.store.AppliedIndex() < index && ctx.Err() == nil; wait = min(2*wait, 50*time.Millisecond) {
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
 		}
 	}
 }
