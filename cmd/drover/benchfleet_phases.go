@@ -4,9 +4,13 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -39,11 +43,88 @@ type waveResult struct {
 	Hosts int `json:"hosts"`
 	// Instruction latency: from the rollout's start (the leader's time
 	// stamped on the start command) to each agent holding its instruction.
-	P50       ms          `json:"p50_ms"`
-	P99       ms          `json:"p99_ms"`
-	Max       ms          `json:"max_ms"`
-	Completed ms          `json:"completed_ms"` // start to every host succeeded
-	Servers   []procUsage `json:"servers"`
+	P50       ms `json:"p50_ms"`
+	P99       ms `json:"p99_ms"`
+	Max       ms `json:"max_ms"`
+	Completed ms `json:"completed_ms"` // start to every host succeeded
+	// Decided is when the engine's decision instructed the last host,
+	// after the start; Delivery is from there to each agent.
+	Decided     ms          `json:"decided_ms"`
+	DeliveryP50 ms          `json:"delivery_p50_ms"`
+	DeliveryP99 ms          `json:"delivery_p99_ms"`
+	Servers     []procUsage `json:"servers"`
+	// Writes are the commands the leader committed meanwhile: count and
+	// mean time from proposal to applied, by command.
+	Writes writeStats `json:"writes"`
+}
+
+// writeStats is the servers' drover_raft_apply_seconds by command: how
+// many commands each leader committed and their total time.
+type writeStats map[string]writeStat
+
+type writeStat struct {
+	Count  int `json:"count"`
+	MeanMS ms  `json:"mean_ms"`
+	sum    float64
+}
+
+// writeStats reads every server's metrics and adds up what each committed
+// as leader.
+func (b *fleetBench) writeStats(ctx context.Context) writeStats {
+	out := writeStats{}
+	for _, spec := range b.d.specs {
+		c := client.New([]string{"https://" + spec.APIAddr}, b.d.adminTLS)
+		resp, err := c.Send(ctx, client.Request{Method: "GET", Path: api.PathMetrics})
+		if err != nil {
+			c.Close()
+			continue
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+		resp.Body.Close()
+		c.Close()
+		for _, line := range strings.Split(string(body), "\n") {
+			name, rest, ok := strings.Cut(line, "{command=\"")
+			if !ok || (name != "drover_raft_apply_seconds_sum" && name != "drover_raft_apply_seconds_count") {
+				continue
+			}
+			cmdName, value, _ := strings.Cut(rest, "\"} ")
+			v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+			if err != nil {
+				continue
+			}
+			w := out[cmdName]
+			if name == "drover_raft_apply_seconds_sum" {
+				w.sum += v
+			} else {
+				w.Count += int(v)
+			}
+			out[cmdName] = w
+		}
+	}
+	return out
+}
+
+// since is what was committed after before.
+func (w writeStats) since(before writeStats) writeStats {
+	out := writeStats{}
+	for k, v := range w {
+		n := v.Count - before[k].Count
+		if n <= 0 {
+			continue
+		}
+		sum := v.sum - before[k].sum
+		out[k] = writeStat{Count: n, MeanMS: ms(round1(sum / float64(n) * 1000)), sum: sum}
+	}
+	return out
+}
+
+func (w writeStats) String() string {
+	keys := slices.Sorted(maps.Keys(w))
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %d (mean %v)", k, w[k].Count, w[k].MeanMS))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // rolloutResult is a whole rollout in waves.
@@ -55,8 +136,9 @@ type rolloutResult struct {
 	Total       ms     `json:"total_ms"`
 	// Ideal is the sum over waves of the wave's batches of max_parallel
 	// hosts, one apply time each.
-	Ideal ms   `json:"ideal_ms"`
-	Wave  []ms `json:"wave_ms"` // first host started to last host done, per wave
+	Ideal  ms         `json:"ideal_ms"`
+	Wave   []ms       `json:"wave_ms"` // first host started to last host done, per wave
+	Writes writeStats `json:"writes"`
 }
 
 // failoverResult is leader kills under load.
@@ -324,6 +406,7 @@ func (b *fleetBench) wave(ctx context.Context, selector map[string]string, hosts
 		return waveResult{}, err
 	}
 	servers, sims := b.samples()
+	writes0 := b.writeStats(ctx)
 	stopProfile := func() {}
 	if profile && b.o.profileDir != "" {
 		stopProfile = b.profile(ctx, 20*time.Second, "wave")
@@ -358,8 +441,26 @@ func (b *fleetBench) wave(ctx context.Context, selector map[string]string, hosts
 	res := waveResult{Hosts: hosts, P50: toMS(sim.Percentile(lat, 50)), P99: toMS(sim.Percentile(lat, 99)),
 		Max: toMS(sim.Percentile(lat, 100)), Completed: toMS(end.EndedAt.Sub(r.StartedAt))}
 	res.Servers, _ = usage(servers, sims)
-	b.logf("wave: %d hosts instructed: p50 %v p99 %v max %v; all succeeded after %v; servers %s",
-		hosts, res.P50, res.P99, res.Max, res.Completed, usageLine(res.Servers))
+	// Split the latency: the engine's decision (the hosts' instruction
+	// time, which the leader stamps on it) and its delivery.
+	if st, _, err := b.d.admin.Rollout(ctx, r.ID, 0, ""); err == nil {
+		instructed := map[string]time.Time{}
+		var decided []time.Duration
+		for _, d := range st.Hosts {
+			instructed[d.Host] = d.StartedAt
+			decided = append(decided, d.StartedAt.Sub(r.StartedAt))
+		}
+		var delivery []time.Duration
+		for _, rc := range receipts {
+			delivery = append(delivery, rc.At.Sub(instructed[rc.Host]))
+		}
+		res.Decided = toMS(sim.Percentile(decided, 100))
+		res.DeliveryP50, res.DeliveryP99 = toMS(sim.Percentile(delivery, 50)), toMS(sim.Percentile(delivery, 99))
+	}
+	writes := b.writeStats(ctx).since(writes0)
+	res.Writes = writes
+	b.logf("wave: %d hosts instructed: p50 %v p99 %v max %v (engine's decision after %v; delivery p50 %v p99 %v); all succeeded after %v; servers %s; writes %s",
+		hosts, res.P50, res.P99, res.Max, res.Decided, res.DeliveryP50, res.DeliveryP99, res.Completed, usageLine(res.Servers), writes)
 	return res, nil
 }
 
@@ -376,6 +477,7 @@ func (b *fleetBench) rolloutPhase(ctx context.Context) (*rolloutResult, error) {
 		return nil, err
 	}
 	b.logf("rollout: %s to group %s in waves %s, max_parallel %d, apply %v", rel, group, waves, maxParallel, b.o.applyTime)
+	writes0 := b.writeStats(ctx)
 	r, err := b.startRollout(ctx, rel, map[string]string{"group": group}, waves, maxParallel)
 	if err != nil {
 		return nil, err
@@ -411,7 +513,8 @@ func (b *fleetBench) rolloutPhase(ctx context.Context) (*rolloutResult, error) {
 		res.Wave = append(res.Wave, toMS(last.Sub(first)))
 	}
 	res.Ideal = toMS(ideal)
-	b.logf("rollout: %d hosts in %v (ideal %v); waves %v", res.Hosts, res.Total, res.Ideal, res.Wave)
+	res.Writes = b.writeStats(ctx).since(writes0)
+	b.logf("rollout: %d hosts in %v (ideal %v); waves %v; writes %s", res.Hosts, res.Total, res.Ideal, res.Wave, res.Writes)
 	return res, nil
 }
 

@@ -132,8 +132,8 @@ func (a *agent) do(ctx context.Context, method, path string, body []byte, out an
 			a.connected()
 			return nil
 		}
-		if !retryable(err) || ctx.Err() != nil {
-			return err
+		if !retryable(err) || errors.Is(err, errUnavailable) || ctx.Err() != nil {
+			return err // the caller backs off and retries a 503 on the same server
 		}
 		a.lost(err)
 	}
@@ -145,10 +145,12 @@ func (a *agent) do(ctx context.Context, method, path string, body []byte, out an
 const requestTimeout = 20 * time.Second
 
 // lost notes a failure of the current server and moves to the next one.
+// A server that answers 503 (the cluster has no leader) is alive and no
+// other would answer better: the agent keeps its connection and retries.
 func (a *agent) lost(err error) {
 	var apiErr *api.Error
-	if errors.As(err, &apiErr) && apiErr.Code != api.CodeUnavailable && apiErr.Code != api.CodeInternal {
-		return // a refusal, not an outage
+	if errors.Is(err, errUnavailable) || errors.As(err, &apiErr) && apiErr.Code != api.CodeUnavailable && apiErr.Code != api.CodeInternal {
+		return // a refusal or no leader, not an outage
 	}
 	if a.failedAt.IsZero() {
 		a.failedAt, a.failedServer = time.Now(), a.conn.servers[a.conn.cur]

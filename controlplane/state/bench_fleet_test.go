@@ -162,3 +162,26 @@ func benchPackages(n, seed int) []map[string]string {
 	}
 	return out
 }
+
+// BenchmarkApplyRolloutStart measures starting a rollout of 10,000 hosts
+// in one wave: the readiness review the state machine runs first (hosts
+// online, conflicts, freezes, windows and its forecast, back-out).
+func BenchmarkApplyRolloutStart(b *testing.B) {
+	const n = 10000
+	for b.Loop() {
+		b.StopTimer()
+		h := newHarness(b)
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("host-%05d", i)
+		}
+		h.addHosts(map[string]string{"env": "prod"}, ids...)
+		id := h.must(CmdRolloutCreate, RolloutCreate{Release: h.addRelease("web", "2.0.0"), Plan: plan(b, "100%", 0)}).ID
+		start := entry(b, CmdRolloutStart, "", h.now.Add(time.Second), RolloutStart{Rollout: id})
+		h.index++
+		b.StartTimer()
+		if res := h.store.Apply(h.index, start); res.Err != nil {
+			b.Fatal(res.Err)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"sort"
 	"strings"
 )
 
@@ -31,7 +32,11 @@ type fleetReport struct {
 		P99       float64 `json:"p99_ms"`
 		Max       float64 `json:"max_ms"`
 		Completed float64 `json:"completed_ms"`
+		Decided   float64 `json:"decided_ms"`
+		DelivP50  float64 `json:"delivery_p50_ms"`
+		DelivP99  float64 `json:"delivery_p99_ms"`
 		Servers   []usage `json:"servers"`
+		Writes    writes  `json:"writes"`
 	} `json:"waves"`
 	Rollout *struct {
 		Hosts       int       `json:"hosts"`
@@ -41,6 +46,7 @@ type fleetReport struct {
 		Total       float64   `json:"total_ms"`
 		Ideal       float64   `json:"ideal_ms"`
 		Wave        []float64 `json:"wave_ms"`
+		Writes      writes    `json:"writes"`
 	} `json:"rollout"`
 	Failover *struct {
 		Agents     int     `json:"agents"`
@@ -60,6 +66,25 @@ type fleetReport struct {
 		Largest int    `json:"largest_held"`
 		Stopped string `json:"stopped"`
 	} `json:"grow"`
+}
+
+// writes are the commands committed during a phase, by command.
+type writes map[string]struct {
+	Count int     `json:"count"`
+	Mean  float64 `json:"mean_ms"`
+}
+
+func (w writes) String() string {
+	keys := make([]string, 0, len(w))
+	for k := range w {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%d %s (mean %s)", w[k].Count, k, format(w[k].Mean, "ms")))
+	}
+	return strings.Join(parts, ", ")
 }
 
 type hold struct {
@@ -380,8 +405,11 @@ func renderFleet(w func(string, ...any), cur, old parsed) {
 		w("  Servers: %s. Simulator: %.0f %% CPU, %.0f MiB.\n", serversLine(h.Servers), h.Sim.CPU, h.Sim.RSS)
 	}
 	for _, v := range f.Waves {
-		w("- Wave of %d hosts (one wave, no max_parallel): instruction latency p50 %s, p99 %s, max %s; every host succeeded %s after the start. Servers: %s.\n",
-			v.Hosts, format(v.P50, "ms"), format(v.P99, "ms"), format(v.Max, "ms"), format(v.Completed, "ms"), serversLine(v.Servers))
+		w("- Wave of %d hosts (one wave, no max_parallel): instruction latency p50 %s, p99 %s, max %s — the engine's decision "+
+			"instructed them %s after the start, delivery to the agents took p50 %s, p99 %s; every host succeeded %s after the start. Servers: %s.\n",
+			v.Hosts, format(v.P50, "ms"), format(v.P99, "ms"), format(v.Max, "ms"), format(v.Decided, "ms"),
+			format(v.DelivP50, "ms"), format(v.DelivP99, "ms"), format(v.Completed, "ms"), serversLine(v.Servers))
+		w("  Commands committed meanwhile (proposal to applied on the leader): %s.\n", dashIf(v.Writes.String()))
 	}
 	if ro := f.Rollout; ro != nil {
 		var waves []string
@@ -392,6 +420,7 @@ func renderFleet(w func(string, ...any), cur, old parsed) {
 			"(%.1f× the ideal); each wave from its first host started to its last done: %s.\n",
 			ro.Hosts, ro.Waves, ro.MaxParallel, format(ro.Apply, "ms"), format(ro.Total, "ms"), format(ro.Ideal, "ms"),
 			ro.Total/math.Max(ro.Ideal, 1), strings.Join(waves, ", "))
+		w("  Commands committed meanwhile: %s.\n", dashIf(ro.Writes.String()))
 	}
 	if fo := f.Failover; fo != nil {
 		w("- Leader killed (SIGKILL) %d times under %d agents: write accepted again p50 %s, p99 %s, max %s. "+
