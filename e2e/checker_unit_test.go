@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/drover-dev/drover/controlplane/api"
+	"github.com/drover-dev/drover/controlplane/report"
 	"github.com/drover-dev/drover/deploy"
 )
 
@@ -200,4 +201,50 @@ func wantErr(t *testing.T, err error, want string) {
 	case want != "" && !strings.Contains(err.Error(), want):
 		t.Errorf("error %q; want one containing %q", err, want)
 	}
+}
+
+func TestCheckReport(t *testing.T) {
+	d1 := dep("host-01", "instructed", 1.0, "succeeded", 2.0)
+	d2 := dep("host-02", "instructed", 3.0, "reverted", 4.0)
+	d2.Wave = 1
+	d1.From, d2.From = "1", "1"
+	st := &api.RolloutStatus{Rollout: &api.Rollout{ID: "r-5", Release: "e2eapp@2", Version: "2", State: api.RolloutCompleted, Sizes: []int{1, 2}},
+		Hosts: []*api.Deployment{d1, d2}}
+	good := func() *report.Report {
+		return &report.Report{Rollout: "r-5", Release: "e2eapp@2", State: api.RolloutCompleted,
+			Artifact: report.Artifact{PayloadSHA256: "abc"},
+			Waves:    []report.Wave{{Wave: 1, Hosts: 1, Succeeded: 1}, {Wave: 2, Hosts: 1, Reverted: 1}},
+			Hosts: []report.Host{{Host: "host-01", Wave: 1, State: deploy.Succeeded, From: "1", To: "2"},
+				{Host: "host-02", Wave: 2, State: deploy.Reverted, From: "1"}},
+			Timeline: []report.Event{{Action: actCreated}, {Action: actStarted}, {Action: actCompleted}}}
+	}
+	before := map[string]string{"host-01": "1", "host-02": "1"}
+	wantErr(t, checkReport(good(), st, "abc", before), "")
+	for _, tc := range []struct {
+		name    string
+		spoil   func(r *report.Report)
+		wantErr string
+	}{
+		{"another payload", func(r *report.Report) { r.Artifact.PayloadSHA256 = "def" }, "the file released was abc"},
+		{"a wave miscounted", func(r *report.Report) { r.Waves[1].Reverted, r.Waves[1].Succeeded = 0, 1 }, "wave 2: report says"},
+		{"a host's state", func(r *report.Report) { r.Hosts[1].State = deploy.Succeeded }, "host-02 succeeded in wave 2"},
+		{"a host's origin", func(r *report.Report) { r.Hosts[0].From = "0" }, "came from \"0\""},
+		{"no completion", func(r *report.Report) { r.Timeline = r.Timeline[:2] }, "lacks rollout.completed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := good()
+			tc.spoil(r)
+			wantErr(t, checkReport(r, st, "abc", before), tc.wantErr)
+		})
+	}
+}
+
+func TestCheckNoStartAfterTrip(t *testing.T) {
+	st := &api.RolloutStatus{Rollout: &api.Rollout{ID: "r-7", Targets: []string{"a", "b", "c"}, Plan: deploy.Plan{MaxParallel: 2, MaxFailures: deploy.Threshold{Count: 1}}},
+		Hosts: []*api.Deployment{dep("a", "instructed", 1.0, "reverted", 3.0), dep("b", "instructed", 2.0, "reverted", 4.0), dep("c")}}
+	trip := []api.AuditEntry{{Subject: "r-7", Action: actThreshold, Time: at(4)}}
+	wantErr(t, checkNoStartAfterTrip(st, trip), "")
+	st.Hosts[2] = dep("c", "instructed", 5.0, "succeeded", 6.0)
+	wantErr(t, checkNoStartAfterTrip(st, trip), "started after the trip")
+	wantErr(t, checkNoStartAfterTrip(st, nil), "no rollout.failed_threshold entry")
 }

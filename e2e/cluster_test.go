@@ -649,7 +649,7 @@ func (c *cluster) agentsConnectedTo(ctx context.Context, server *node) ([]string
 }
 
 // cliErr runs a CLI command that prints nothing the caller needs.
-func (c *cluster) cliErr(config string, args ...string) error {
-	_, err := c.cli(suite.ctx, config, args...)
+func (c *cluster) cliErr(ctx context.Context, config string, args ...string) error {
+	_, err := c.cli(ctx, config, args...)
 	return err
 }

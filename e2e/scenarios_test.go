@@ -508,7 +508,7 @@ func scenarioFailingChecks(s *scenarioRun) {
 	s.must(err, "reading the audit trail")
 	s.check("the broken hosts reverted with their check's output", hostNames(broken), checkReverted(final, broken, "this version is broken here"))
 	s.check("no host started after the threshold tripped", "", checkNoStartAfterTrip(final, audit))
-	s.must(c.cliErr(c.admin, "rollout", "abort", id, "--reason", "e2e: paused at its threshold"), "aborting the paused rollout")
+	s.must(c.cliErr(ctx, c.admin, "rollout", "abort", id, "--reason", "e2e: paused at its threshold"), "aborting the paused rollout")
 
 	// Roll back at the threshold.
 	s.baseline()
