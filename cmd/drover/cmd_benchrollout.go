@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"syscall"
 	"time"
@@ -67,6 +68,14 @@ type realRolloutReport struct {
 	// Steps is the median time hosts spent in each state before the next,
 	// over all hosts.
 	Steps []stepTime `json:"steps"`
+	// CPU is the CPU time the processes used during the rollout, in
+	// seconds: the agents together, each agent on average, the servers
+	// together; Wall is the rollout's wall time, for comparison (the
+	// machine has Cores cores).
+	AgentsCPU   float64 `json:"agents_cpu_s"`
+	PerAgentCPU float64 `json:"per_agent_cpu_s"`
+	ServersCPU  float64 `json:"servers_cpu_s"`
+	Cores       int     `json:"cores"`
 }
 
 type stepTime struct {
@@ -106,6 +115,10 @@ func (a *app) benchRollout(ctx context.Context, agents, sizeMiB int, waves strin
 	}
 	syscall.Sync() // the test data's writeback must not compete with the measurement
 	fmt.Fprintf(a.stderr, "rolling %s (%d MiB) out to %d agents in waves %s\n", m.ID(), sizeMiB, agents, waves)
+	var before []procSample
+	for _, p := range d.procs {
+		before = append(before, sampleProc(p.name, p.cmd.Process.Pid))
+	}
 	created, err := d.admin.CreateRollout(ctx, api.RolloutRequest{Release: m.ID(), Plan: deploy.Plan{Waves: w, MaxParallel: maxParallel}, Start: true})
 	if err != nil {
 		return err
@@ -123,7 +136,16 @@ func (a *app) benchRollout(ctx context.Context, agents, sizeMiB int, waves strin
 		return fmt.Errorf("rollout %s ended %s: %s", st.Rollout.ID, st.Rollout.State, st.Rollout.Reason)
 	}
 	r := summarizeRollout(st)
-	r.Agents, r.SizeMiB, r.Waves = agents, sizeMiB, waves
+	r.Agents, r.SizeMiB, r.Waves, r.Cores = agents, sizeMiB, waves, runtime.NumCPU()
+	for i, b := range before {
+		used := float64(sampleProc(b.name, b.pid).ticks-b.ticks) / clockTicks
+		if i < len(d.serverIDs) {
+			r.ServersCPU += used
+		} else {
+			r.AgentsCPU += used
+		}
+	}
+	r.AgentsCPU, r.ServersCPU, r.PerAgentCPU = round1(r.AgentsCPU), round1(r.ServersCPU), round1(r.AgentsCPU/float64(agents)*10)/10
 	if a.output == "json" {
 		enc := json.NewEncoder(a.stdout)
 		enc.SetIndent("", "  ")
@@ -131,6 +153,7 @@ func (a *app) benchRollout(ctx context.Context, agents, sizeMiB int, waves strin
 	}
 	fmt.Fprintf(a.stdout, "rollout of %d MiB to %d real agents in waves %s: %v from start to completed\n", sizeMiB, agents, waves, r.Total)
 	fmt.Fprintf(a.stdout, "  per wave %v; between waves %v\n", r.PerWave, r.Gaps)
+	fmt.Fprintf(a.stdout, "  CPU used meanwhile: agents %.1f s (%.2f s each), servers %.1f s, on %d cores\n", r.AgentsCPU, r.PerAgentCPU, r.ServersCPU, r.Cores)
 	for _, s := range r.Steps {
 		fmt.Fprintf(a.stdout, "  %-12s median %v, max %v\n", s.State, s.Median, s.Max)
 	}

@@ -118,6 +118,10 @@ type rolloutReport struct {
 		Median float64 `json:"median_ms"`
 		Max    float64 `json:"max_ms"`
 	} `json:"steps"`
+	AgentsCPU   float64 `json:"agents_cpu_s"`
+	PerAgentCPU float64 `json:"per_agent_cpu_s"`
+	ServersCPU  float64 `json:"servers_cpu_s"`
+	Cores       int     `json:"cores"`
 }
 
 // parsed is a run's reports, decoded; missing parts are nil.
@@ -463,6 +467,11 @@ func renderRollout(w func(string, ...any), cur, old parsed) {
 	}
 	w("Per wave (first host instructed to last host succeeded): %s. Between waves (last host of a wave done to the "+
 		"first of the next instructed): %s.\n\n", strings.Join(waves, ", "), strings.Join(gaps, ", "))
+	if r.Cores > 0 {
+		w("CPU used during the rollout: the agents %.1f s (%.2f s each), the servers %.1f s: on %d cores, at least "+
+			"%.1f s of the rollout's %s were CPU time that no amount of parallelism could hide.\n\n",
+			r.AgentsCPU, r.PerAgentCPU, r.ServersCPU, r.Cores, (r.AgentsCPU+r.ServersCPU)/float64(r.Cores), format(r.Total, "ms"))
+	}
 	w("Where a host's time goes (time spent in each state before the next, over all hosts):\n\n| state | median | max |\n|---|---|---|\n")
 	for _, s := range r.Steps {
 		w("| %s | %s | %s |\n", s.State, format(s.Median, "ms"), format(s.Max, "ms"))
