@@ -76,7 +76,7 @@ func main() {
 	var c config
 	flag.StringVar(&c.bin, "bin", "bin", "directory of the drover and drover-agent binaries")
 	flag.StringVar(&c.out, "out", "bench", "directory of results.md and results.json")
-	flag.StringVar(&c.fleetArgs, "fleet", "--agents 10000", "arguments of drover bench fleet")
+	flag.StringVar(&c.fleetArgs, "fleet", "--agents 10000 --max-agents 20000", "arguments of drover bench fleet (the grow phase adds 5,000 agents a step, about 2 minutes each)")
 	flag.StringVar(&c.rolloutArgs, "rollout", "--agents 50 --size-mib 10", "arguments of drover bench rollout")
 	flag.StringVar(&c.benchtime, "benchtime", "1s", "go test -benchtime of the Go benchmarks")
 	flag.BoolVar(&c.skipGo, "skip-go", false, "skip the Go benchmarks")
