@@ -82,26 +82,32 @@ func (b *fleetBench) writeStats(ctx context.Context) writeStats {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 		resp.Body.Close()
 		c.Close()
-		for _, line := range strings.Split(string(body), "\n") {
-			name, rest, ok := strings.Cut(line, "{command=\"")
-			if !ok || (name != "drover_raft_apply_seconds_sum" && name != "drover_raft_apply_seconds_count") {
-				continue
-			}
-			cmdName, value, _ := strings.Cut(rest, "\"} ")
-			v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-			if err != nil {
-				continue
-			}
-			w := out[cmdName]
-			if name == "drover_raft_apply_seconds_sum" {
-				w.sum += v
-			} else {
-				w.Count += int(v)
-			}
-			out[cmdName] = w
-		}
+		out.add(string(body))
 	}
 	return out
+}
+
+// add adds the drover_raft_apply_seconds sums and counts of a server's
+// metrics (Prometheus text) to w.
+func (w writeStats) add(metrics string) {
+	for _, line := range strings.Split(metrics, "\n") {
+		name, rest, ok := strings.Cut(line, "{command=\"")
+		if !ok || (name != "drover_raft_apply_seconds_sum" && name != "drover_raft_apply_seconds_count") {
+			continue
+		}
+		cmdName, value, _ := strings.Cut(rest, "\"} ")
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			continue
+		}
+		s := w[cmdName]
+		if name == "drover_raft_apply_seconds_sum" {
+			s.sum += v
+		} else {
+			s.Count += int(v)
+		}
+		w[cmdName] = s
+	}
 }
 
 // since is what was committed after before.
