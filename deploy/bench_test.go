@@ -32,3 +32,39 @@ func BenchmarkPredict(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecide measures one engine decision on a rollout of 10,000
+// hosts in one wave: with every host pending (the wave's start), and with
+// half of them succeeded and the rest in flight (what the engine decides
+// after each report).
+func BenchmarkDecide(b *testing.B) {
+	const n = 10000
+	w, err := ParseWaves("100%")
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name  string
+		state func(i int) HostState
+	}{
+		{"pending", func(int) HostState { return Pending }},
+		{"half-done", func(i int) HostState {
+			if i%2 == 0 {
+				return Succeeded
+			}
+			return Downloading
+		}},
+	} {
+		p := Progress{Plan: Plan{Waves: w}, Sizes: w.Sizes(n), Now: now, Hosts: make([]HostState, n), Updated: make([]time.Time, n), Held: make([]bool, n)}
+		for i := range p.Hosts {
+			p.Hosts[i], p.Updated[i] = tc.state(i), now
+		}
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				Decide(p)
+			}
+		})
+	}
+}

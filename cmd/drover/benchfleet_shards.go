@@ -35,6 +35,7 @@ type shard interface {
 	receivedCount(rollout string) (int, error)
 	received(rollout string) ([]sim.Receipt, error)
 	takeOutages() ([]sim.Outage, error)
+	onServer(server string) (int, error)
 	rehome() error
 	stop()
 	pid() int
@@ -54,6 +55,7 @@ func (l localShard) received(r string) ([]sim.Receipt, error) {
 	return l.f.Stats().Received(r), nil
 }
 func (l localShard) takeOutages() ([]sim.Outage, error) { return l.f.Stats().TakeOutages(), nil }
+func (l localShard) onServer(s string) (int, error)     { return l.f.OnServer(s), nil }
 func (l localShard) rehome() error                      { l.f.Rehome(); return nil }
 func (l localShard) stop()                              { l.f.Stop() }
 func (l localShard) pid() int                           { return os.Getpid() }
@@ -87,10 +89,11 @@ func (c workerConfig) simConfig() (sim.Config, error) {
 
 // workerRequest and workerAnswer are one exchange with a worker.
 type workerRequest struct {
-	Op      string   `json:"op"` // enroll, start, counters, checkins, count, received, outages, rehome
+	Op      string   `json:"op"` // enroll, start, counters, checkins, count, received, outages, on, rehome
 	Token   string   `json:"token,omitempty"`
 	Names   []string `json:"names,omitempty"`
 	Rollout string   `json:"rollout,omitempty"`
+	Server  string   `json:"server,omitempty"`
 }
 
 type workerAnswer struct {
@@ -193,6 +196,11 @@ func (w *workerShard) takeOutages() ([]sim.Outage, error) {
 	return a.Outages, err
 }
 
+func (w *workerShard) onServer(server string) (int, error) {
+	a, err := w.call(workerRequest{Op: "on", Server: server})
+	return a.Count, err
+}
+
 func (w *workerShard) rehome() error {
 	_, err := w.call(workerRequest{Op: "rehome"})
 	return err
@@ -273,6 +281,8 @@ func serveWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 			ans.Receipts = st.Received(req.Rollout)
 		case "outages":
 			ans.Outages = st.TakeOutages()
+		case "on":
+			ans.Count = f.OnServer(req.Server)
 		case "rehome":
 			f.Rehome()
 		default:
@@ -399,6 +409,18 @@ func (s *simFleet) takeOutages() ([]sim.Outage, error) {
 		all = append(all, o...)
 	}
 	return all, nil
+}
+
+func (s *simFleet) onServer(server string) (int, error) {
+	n := 0
+	for _, sh := range s.shards {
+		c, err := sh.onServer(server)
+		if err != nil {
+			return 0, err
+		}
+		n += c
+	}
+	return n, nil
 }
 
 func (s *simFleet) rehome() error {

@@ -116,7 +116,7 @@ report generator).`,
 	f.DurationVar(&o.hold, "hold", 60*time.Second, "how long the hold phase measures check-ins")
 	f.DurationVar(&o.applyTime, "apply-time", time.Second, "duration of a simulated apply")
 	f.Float64Var(&o.failureRate, "failure-rate", 0, "share of simulated applies that end reverted (0 to 1)")
-	f.IntVar(&o.kills, "kills", 5, "leader kills in the failover phase")
+	f.IntVar(&o.kills, "kills", 3, "leader kills in the failover phase (the agents go back to their first servers between kills, a long poll each)")
 	f.DurationVar(&o.downWait, "down-check-after", hostDownAfter+15*time.Second, "after the failover phase, search the servers' logs for hosts marked down this long after the last kill (the servers' host_down_after is 3m)")
 	f.IntVar(&o.growStep, "grow-step", 5000, "agents added at each step of the grow phase")
 	f.IntVar(&o.maxAgents, "max-agents", 50000, "the grow phase stops at this many agents")
@@ -313,8 +313,8 @@ func (a *app) printFleetReport(r *fleetReport) error {
 	}
 	if f := r.Failover; f != nil {
 		fmt.Fprintf(w, "  leader killed %d times under %d agents: write accepted p50 %v, p99 %v, max %v\n", f.Kills, f.Agents, f.WriteP50, f.WriteP99, f.WriteMax)
-		fmt.Fprintf(w, "    %d agents of killed servers served again: p50 %v, p99 %v, max %v; hosts marked down: %d (checked %v after the last kill)\n",
-			f.Affected, f.ReconnP50, f.ReconnP99, f.ReconnMax, f.MarkedDown, f.DownCheckedAfter)
+		fmt.Fprintf(w, "    %d agents of killed servers served again: p50 %v, p99 %v, max %v (%d not within 30s); hosts marked down: %d (checked %v after the last kill)\n",
+			f.Affected, f.ReconnP50, f.ReconnP99, f.ReconnMax, f.NotServed, f.MarkedDown, f.DownCheckedAfter)
 	}
 	if g := r.Grow; g != nil {
 		for _, s := range g.Steps {

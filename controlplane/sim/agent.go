@@ -153,7 +153,7 @@ func (a *agent) lost(err error) {
 		return // a refusal or no leader, not an outage
 	}
 	if a.failedAt.IsZero() {
-		a.failedAt, a.failedServer = time.Now(), a.conn.servers[a.conn.cur]
+		a.failedAt, a.failedServer = time.Now(), a.conn.server()
 	}
 	a.conn.next()
 }
@@ -163,7 +163,7 @@ func (a *agent) connected() {
 	if a.failedAt.IsZero() {
 		return
 	}
-	a.f.stats.outage(Outage{Host: a.name, Server: a.failedServer, Failed: a.failedAt, Recovered: time.Now(), NewServer: a.conn.servers[a.conn.cur]})
+	a.f.stats.outage(Outage{Host: a.name, Server: a.failedServer, Failed: a.failedAt, Recovered: time.Now(), NewServer: a.conn.server()})
 	a.failedAt = time.Time{}
 }
 

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/drover-dev/drover/controlplane/api"
@@ -29,8 +30,8 @@ const maxAnswer = 16 << 20
 // them to the leader) so that each agent holds one connection.
 type conn struct {
 	servers []string
-	cur     int
-	home    int // the server it started on
+	cur     atomic.Int32 // index of the server in use; read by Fleet.OnServer
+	home    int          // the server it started on
 	http    *http.Client
 }
 
@@ -47,7 +48,9 @@ func newConn(servers []string, first int, tlsCfg *tls.Config, src netip.Addr) *c
 		TLSHandshakeTimeout: 10 * time.Second,
 		IdleConnTimeout:     90 * time.Second,
 	}
-	return &conn{servers: servers, cur: first % len(servers), home: first % len(servers), http: &http.Client{Transport: tr}}
+	c := &conn{servers: servers, home: first % len(servers), http: &http.Client{Transport: tr}}
+	c.cur.Store(int32(c.home))
+	return c
 }
 
 func (c *conn) close() { c.http.CloseIdleConnections() }
@@ -63,7 +66,7 @@ func (c *conn) once(ctx context.Context, method, path string, body []byte, out a
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.servers[c.cur]+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, c.server()+path, rd)
 	if err != nil {
 		return 0, err
 	}
@@ -87,13 +90,13 @@ func (c *conn) once(ctx context.Context, method, path string, body []byte, out a
 		if json.Unmarshal(b, &e) == nil && e.Code != "" {
 			return 0, &e
 		}
-		return 0, &api.Error{Code: api.CodeInternal, Message: fmt.Sprintf("%s answered %s", c.servers[c.cur], resp.Status)}
+		return 0, &api.Error{Code: api.CodeInternal, Message: fmt.Sprintf("%s answered %s", c.server(), resp.Status)}
 	case out == nil:
 		_, err = io.Copy(io.Discard, lim)
 		return index, err
 	default:
 		if err := json.NewDecoder(lim).Decode(out); err != nil {
-			return index, fmt.Errorf("bad answer from %s: %w", c.servers[c.cur], err)
+			return index, fmt.Errorf("bad answer from %s: %w", c.server(), err)
 		}
 		return index, nil
 	}
@@ -111,14 +114,17 @@ func retryable(err error) bool {
 // next moves to the following server, dropping any idle connection to
 // the one it leaves (each agent holds one connection at a time).
 func (c *conn) next() {
-	c.cur = (c.cur + 1) % len(c.servers)
+	c.cur.Store((c.cur.Load() + 1) % int32(len(c.servers)))
 	c.http.CloseIdleConnections()
 }
 
 // goHome moves back to the server it started on.
 func (c *conn) goHome() {
-	if c.cur != c.home {
-		c.cur = c.home
+	if int(c.cur.Load()) != c.home {
+		c.cur.Store(int32(c.home))
 		c.http.CloseIdleConnections()
 	}
 }
+
+// server is the base URL of the server in use.
+func (c *conn) server() string { return c.servers[c.cur.Load()] }

@@ -304,6 +304,21 @@ func (f *Fleet) Stop() {
 	f.enroll.CloseIdleConnections()
 }
 
+// OnServer is the number of running agents whose connection is to server
+// (a base URL) now.
+func (f *Fleet) OnServer(server string) int {
+	f.mu.Lock()
+	running := f.agents[:f.started]
+	f.mu.Unlock()
+	n := 0
+	for _, a := range running {
+		if a.conn.server() == server {
+			n++
+		}
+	}
+	return n
+}
+
 // Rehome sends every agent back to the server it started on, at its next
 // check-in. Agents, like the real client, stay on whichever server last
 // answered them, so after servers fail the fleet bunches up on the
