@@ -230,8 +230,8 @@ func goBenchmarks(ctx context.Context, benchtime string, r *Results) error {
 		benchtime, filter string
 		pkgs              []string
 	}{
-		{benchtime, "^Benchmark(DesiredFor|ApplyAgentReport|ApplyRolloutStep|ApplyEnroll|ApplyInventory)$", []string{"./controlplane/state"}},
-		{"5x", "^Benchmark(DesiredFanout|ApplyRolloutStepWave)$", []string{"./controlplane/state"}},
+		{benchtime, "^Benchmark(DesiredFor|ApplyAgentReport|ApplyRolloutStep|ApplyEnroll|ApplyInventory|EngineInputs)$", []string{"./controlplane/state"}},
+		{"5x", "^Benchmark(DesiredFanout|ApplyRolloutStepWave|ApplyRolloutStart)$", []string{"./controlplane/state"}},
 		{benchtime, ".", []string{"./artifacts", "./artifacts/chunks", "./deploy"}},
 		{benchtime, "^BenchmarkDiff", []string{"./inventory"}},
 	}
