@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -101,7 +102,7 @@ func (a *agent) poll(ctx context.Context, wait time.Duration) (*api.DesiredState
 	defer cancel()
 	var d api.DesiredState
 	path := api.PathDesired + "?index=" + strconv.FormatUint(a.index, 10) + "&wait=" + wait.String()
-	if _, err := a.conn.once(ctx, http.MethodGet, path, nil, &d); err != nil {
+	if _, err := a.conn.once(ctx, http.MethodGet, path, "", nil, &d); err != nil {
 		return nil, err
 	}
 	return &d, nil
@@ -123,10 +124,16 @@ func (a *agent) probe(ctx context.Context, timed bool) bool {
 // do sends a request with failover: on a connection failure or a 503 it
 // tries the next server, each at most once.
 func (a *agent) do(ctx context.Context, method, path string, body []byte, out any) error {
+	// A write carries one idempotency key through its attempts, as the real
+	// client's does, so that one retried on another server applies once.
+	key := ""
+	if method != http.MethodGet {
+		key = fmt.Sprintf("%s-%d", a.name, a.rnd.Uint64())
+	}
 	var err error
 	for range a.conn.servers {
 		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
-		_, err = a.conn.once(rctx, method, path, body, out)
+		_, err = a.conn.once(rctx, method, path, key, body, out)
 		cancel()
 		if err == nil {
 			a.connected()

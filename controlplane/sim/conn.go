@@ -58,10 +58,11 @@ func (c *conn) close() { c.http.CloseIdleConnections() }
 // errUnavailable is a 503: the server has no leader or is shutting down.
 var errUnavailable = errors.New("server unavailable")
 
-// once sends one request to the current server only. It returns a
+// once sends one request to the current server only, with an idempotency
+// key when key is set. It returns a
 // transport error or errUnavailable for a failure worth trying elsewhere,
 // an *api.Error for a refusal.
-func (c *conn) once(ctx context.Context, method, path string, body []byte, out any) (uint64, error) {
+func (c *conn) once(ctx context.Context, method, path, key string, body []byte, out any) (uint64, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -72,6 +73,9 @@ func (c *conn) once(ctx context.Context, method, path string, body []byte, out a
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if key != "" {
+		req.Header.Set(api.HeaderIdempotencyKey, key)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -203,7 +203,12 @@ var targets = []target{
 			return 0, false
 		}
 		return float64(p.fleet.Grow.Largest), true
-	}, "count", func(v float64) bool { return v >= 10000 }, nil},
+	}, "count", func(v float64) bool { return v >= 10000 }, func(p parsed) string {
+		if g := p.fleet.Grow; len(g.Steps) > 0 && g.Largest == 0 {
+			return fmt.Sprintf("p99 %s at %d agents", format(g.Steps[0].P99, "ms"), g.Steps[0].Agents)
+		}
+		return ""
+	}},
 	{"Instruction latency p99, 1,000-host wave", "≤ 2 s", func(p parsed) (float64, bool) {
 		w, ok := p.wave(1000)
 		return w.p99, ok
@@ -452,7 +457,11 @@ func renderFleet(w func(string, ...any), cur, old parsed) {
 			w("| %d | %d | %s | %s | %s | %.0f | %d | %s | %.0f %%, %.0f MiB |\n", s.Agents, s.Checkins, format(s.P50, "ms"),
 				format(s.P99, "ms"), format(s.Max, "ms"), s.ReqPerS, s.Errors, serversLine(s.Servers), s.Sim.CPU, s.Sim.RSS)
 		}
-		w("\nLargest fleet held: **%d** agents; the search stopped because %s.\n", g.Largest, g.Stopped)
+		if g.Largest == 0 {
+			w("\nLargest fleet held: **none** of the sizes tried; the search stopped because %s.\n", g.Stopped)
+		} else {
+			w("\nLargest fleet held: **%d** agents; the search stopped because %s.\n", g.Largest, g.Stopped)
+		}
 	}
 	if old.fleet != nil && old.fleet.Hold != nil && f.Hold != nil {
 		w("\nPrevious run: %d agents, idle check-in p99 %s.\n", old.fleet.Agents, format(old.fleet.Hold.P99, "ms"))
