@@ -68,6 +68,7 @@ type GoBench struct {
 
 type config struct {
 	bin, out, fleetArgs, rolloutArgs string
+	renderFrom, previous             string
 	skipOther, skipGo                bool
 	benchtime                        string
 }
@@ -80,6 +81,8 @@ func main() {
 	flag.StringVar(&c.rolloutArgs, "rollout", "--agents 50 --size-mib 10", "arguments of drover bench rollout")
 	flag.StringVar(&c.benchtime, "benchtime", "1s", "go test -benchtime of the Go benchmarks")
 	flag.BoolVar(&c.skipGo, "skip-go", false, "skip the Go benchmarks")
+	flag.StringVar(&c.renderFrom, "render", "", "only write results.md again from this results.json (with -previous, beside that run's)")
+	flag.StringVar(&c.previous, "previous", "", "with -render: the previous run's results.json")
 	flag.BoolVar(&c.skipOther, "skip-other", false, "skip the other drover bench commands (failover, writes, upload, apply, footprint)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -91,6 +94,9 @@ func main() {
 }
 
 func run(ctx context.Context, c config) error {
+	if c.renderFrom != "" {
+		return rerender(c)
+	}
 	for _, b := range []string{"drover", "drover-agent"} {
 		if _, err := os.Stat(filepath.Join(c.bin, b)); err != nil {
 			return fmt.Errorf("%s/%s is missing; run make build first", c.bin, b)
@@ -173,6 +179,25 @@ func run(ctx context.Context, c config) error {
 
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s  benchreport: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// rerender writes results.md from a results.json, after a change to the
+// report's layout.
+func rerender(c config) error {
+	cur, err := readPrevious(c.renderFrom)
+	if err != nil {
+		return err
+	}
+	if cur == nil {
+		return fmt.Errorf("%s does not exist", c.renderFrom)
+	}
+	var prev *Results
+	if c.previous != "" {
+		if prev, err = readPrevious(c.previous); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(filepath.Join(c.out, "results.md"), []byte(render(cur, prev)), 0o644)
 }
 
 // readPrevious reads the previous run's results, if any.
