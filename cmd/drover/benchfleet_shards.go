@@ -133,20 +133,30 @@ func startWorker(cfg workerConfig, stderr io.Writer) (*workerShard, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("cannot start a simulator worker: %w", err)
 	}
-	w := &workerShard{cmd: cmd, in: in, out: bufio.NewScanner(out)}
-	w.out.Buffer(make([]byte, 1<<20), 256<<20)
-	if err := json.NewEncoder(in).Encode(cfg); err != nil {
+	w := &workerShard{cmd: cmd, in: in, out: newLineScanner(out)}
+	if err := writeJSONLine(in, cfg); err != nil {
 		w.stop()
 		return nil, err
 	}
 	return w, nil
 }
 
+// newLineScanner reads a worker's answers, one JSON document a line (a
+// list of receipts can be long).
+func newLineScanner(r io.Reader) *bufio.Scanner {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 256<<20)
+	return sc
+}
+
+// writeJSONLine writes v as one line of JSON.
+func writeJSONLine(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
+
 func (w *workerShard) call(req workerRequest) (workerAnswer, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var a workerAnswer
-	if err := json.NewEncoder(w.in).Encode(req); err != nil {
+	if err := writeJSONLine(w.in, req); err != nil {
 		return a, fmt.Errorf("simulator worker %d: %w", w.pid(), err)
 	}
 	if !w.out.Scan() {
@@ -219,7 +229,12 @@ func (w *workerShard) stop() {
 	}
 }
 
-func (w *workerShard) pid() int { return w.cmd.Process.Pid }
+func (w *workerShard) pid() int {
+	if w.cmd == nil || w.cmd.Process == nil {
+		return 0
+	}
+	return w.cmd.Process.Pid
+}
 
 // benchFleetWorkerCommand is the worker's side: it reads its
 // configuration, then serves requests until its stdin closes.
