@@ -151,7 +151,7 @@ $DROVER_JUNIT_FILE. Its result is evidence, shown by drover release show.`,
 				if err := c.SetLifecycle(cmd.Context(), l); err != nil {
 					return err
 				}
-				fmt.Fprintf(a.stderr, "lifecycle %s set for %s: %s\n", l.Name, strings.Join(l.Apps, ", "), describeStages(l.Stages))
+				fmt.Fprintf(a.stderr, "lifecycle %s set for %s: %s\n", l.Name, strings.Join(l.Apps, ", "), l.Describe())
 				return nil
 			})
 		},
@@ -173,7 +173,7 @@ $DROVER_JUNIT_FILE. Its result is evidence, shown by drover release show.`,
 				return a.printOut(nonNilList(ls), func(w io.Writer) {
 					row(w, "NAME", "APPS", "STAGES")
 					for _, l := range ls {
-						row(w, l.Name, strings.Join(l.Apps, ","), describeStages(l.Stages))
+						row(w, l.Name, strings.Join(l.Apps, ","), l.Describe())
 					}
 				})
 			})
@@ -243,20 +243,6 @@ func lifecycleFromFlags(name, file, apps, stages string) (api.Lifecycle, error) 
 		return l, usageErr("lifecycle: %v", err)
 	}
 	return l, nil
-}
-
-func describeStages(stages []api.Stage) string {
-	parts := make([]string, len(stages))
-	for i, s := range stages {
-		parts[i] = s.Env
-		if s.Soak > 0 {
-			parts[i] += fmt.Sprintf(" (%s)", time.Duration(s.Soak))
-		}
-		for _, j := range s.Verify {
-			parts[i] += " [" + j.Name + "]"
-		}
-	}
-	return strings.Join(parts, " → ")
 }
 
 func (a *app) lineageCommand() *cobra.Command {

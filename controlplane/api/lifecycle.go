@@ -147,6 +147,22 @@ func (l Lifecycle) Validate() error {
 // Governs reports whether the lifecycle names app itself (not through "*").
 func (l *Lifecycle) Governs(app string) bool { return slices.Contains(l.Apps, app) }
 
+// Describe gives the stages in order, each with its soak time and its
+// verification jobs: "test → staging (24h0m0s) [smoke] → prod".
+func (l *Lifecycle) Describe() string {
+	parts := make([]string, len(l.Stages))
+	for i, s := range l.Stages {
+		parts[i] = s.Env
+		if s.Soak > 0 {
+			parts[i] += fmt.Sprintf(" (%s)", time.Duration(s.Soak))
+		}
+		for _, j := range s.Verify {
+			parts[i] += " [" + j.Name + "]"
+		}
+	}
+	return strings.Join(parts, " → ")
+}
+
 // Stage returns the index of env among the stages, or -1.
 func (l *Lifecycle) Stage(env string) int {
 	return slices.IndexFunc(l.Stages, func(s Stage) bool { return s.Env == env })

@@ -106,22 +106,8 @@ func (w *writer) lifecycleSet(b LifecycleSet) *api.Error {
 	}
 	w.meta(&l.Meta)
 	w.insert(tabLifecycles, &l)
-	w.audit(AuditLifecycleSet, "lifecycle/"+l.Name, "for %s: %s", strings.Join(l.Apps, ", "), describeStages(l.Stages))
+	w.audit(AuditLifecycleSet, "lifecycle/"+l.Name, "for %s: %s", strings.Join(l.Apps, ", "), l.Describe())
 	return nil
-}
-
-func describeStages(stages []api.Stage) string {
-	parts := make([]string, len(stages))
-	for i, s := range stages {
-		parts[i] = s.Env
-		if s.Soak > 0 {
-			parts[i] += fmt.Sprintf(" (soak %s)", time.Duration(s.Soak))
-		}
-		if n := len(s.Verify); n > 0 {
-			parts[i] += fmt.Sprintf(" [%d job(s)]", n)
-		}
-	}
-	return strings.Join(parts, " → ")
 }
 
 func (w *writer) lifecycleDelete(b LifecycleDelete) *api.Error {
@@ -207,14 +193,14 @@ func (w reader) lifecycleGates(rel *api.Release, env string, now time.Time, gate
 		gate(GateEvidence, true, "no lifecycle, so no verification jobs")
 		return
 	case env == "":
-		gate(GateLifecycle, true, "no target host is in an environment of lifecycle %s (%s)", l.Name, describeStages(l.Stages))
+		gate(GateLifecycle, true, "no target host is in an environment of lifecycle %s (%s)", l.Name, l.Describe())
 		gate(GateEvidence, true, "no lifecycle stage, so no verification jobs")
 		return
 	}
 	k := l.Stage(env)
 	switch {
 	case k < 0:
-		gate(GateLifecycle, false, "environment %s is not a stage of lifecycle %s (%s), which governs %s", env, l.Name, describeStages(l.Stages), rel.App)
+		gate(GateLifecycle, false, "environment %s is not a stage of lifecycle %s (%s), which governs %s", env, l.Name, l.Describe(), rel.App)
 		gate(GateEvidence, true, "not a stage of the lifecycle")
 		return
 	case k == 0:
@@ -227,7 +213,7 @@ func (w reader) lifecycleGates(rel *api.Release, env string, now time.Time, gate
 	switch {
 	case done == nil:
 		gate(GateLifecycle, false, "release %s has not completed in %s, the stage before %s in lifecycle %s (%s): roll it out there first (drover rollout create %s --env %s)",
-			rel.ID, prev.Env, env, l.Name, describeStages(l.Stages), rel.ID, prev.Env)
+			rel.ID, prev.Env, env, l.Name, l.Describe(), rel.ID, prev.Env)
 	case now.Before(done.EndedAt.Add(time.Duration(prev.Soak))):
 		gate(GateLifecycle, false, "release %s completed in %s at %s (rollout %s) but has soaked %s of the %s required; ready at %s",
 			rel.ID, prev.Env, done.EndedAt.UTC().Format(timeFormat), done.ID, now.Sub(done.EndedAt).Round(time.Minute),
