@@ -165,13 +165,5 @@ func (s *Server) setWindow(w http.ResponseWriter, r *http.Request, caller pki.Id
 }
 
 func (s *Server) deleteWindow(w http.ResponseWriter, r *http.Request, caller pki.Identity) error {
-	name, err := pathID(r, "name")
-	if err != nil {
-		return err
-	}
-	res, err := result(s.command(r, caller, state.CmdWindowDelete, state.WindowDelete{Name: name}))
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, api.Created{ID: name, Index: res.Index})
+	return s.deleteNamed(w, r, caller, state.CmdWindowDelete, func(name string) any { return state.WindowDelete{Name: name} })
 }

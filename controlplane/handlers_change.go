@@ -172,15 +172,7 @@ func (s *Server) setFreeze(w http.ResponseWriter, r *http.Request, caller pki.Id
 }
 
 func (s *Server) deleteFreeze(w http.ResponseWriter, r *http.Request, caller pki.Identity) error {
-	name, err := pathID(r, "name")
-	if err != nil {
-		return err
-	}
-	res, err := result(s.command(r, caller, state.CmdFreezeDelete, state.FreezeDelete{Name: name}))
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, api.Created{ID: name, Index: res.Index})
+	return s.deleteNamed(w, r, caller, state.CmdFreezeDelete, func(name string) any { return state.FreezeDelete{Name: name} })
 }
 
 // redacted replaces webhook secrets in what the API returns.

@@ -14,6 +14,20 @@ import (
 	"github.com/drover-dev/drover/pki"
 )
 
+// deleteNamed removes the object the path's {name} names with the command
+// t, whose body del makes from the name.
+func (s *Server) deleteNamed(w http.ResponseWriter, r *http.Request, caller pki.Identity, t state.CmdType, del func(name string) any) error {
+	name, err := pathID(r, "name")
+	if err != nil {
+		return err
+	}
+	res, err := result(s.command(r, caller, t, del(name)))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, api.Created{ID: name, Index: res.Index})
+}
+
 func (s *Server) listEnvironments(w http.ResponseWriter, r *http.Request, _ pki.Identity) error {
 	var out []*api.Environment
 	err := s.blocking(w, r, func(ws memdb.WatchSet) (index uint64) {
@@ -49,15 +63,7 @@ func (s *Server) setEnvironment(w http.ResponseWriter, r *http.Request, caller p
 }
 
 func (s *Server) deleteEnvironment(w http.ResponseWriter, r *http.Request, caller pki.Identity) error {
-	name, err := pathID(r, "name")
-	if err != nil {
-		return err
-	}
-	res, err := result(s.command(r, caller, state.CmdEnvDelete, state.EnvDelete{Name: name}))
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, api.Created{ID: name, Index: res.Index})
+	return s.deleteNamed(w, r, caller, state.CmdEnvDelete, func(name string) any { return state.EnvDelete{Name: name} })
 }
 
 func (s *Server) listLifecycles(w http.ResponseWriter, r *http.Request, _ pki.Identity) error {
@@ -96,15 +102,7 @@ func (s *Server) setLifecycle(w http.ResponseWriter, r *http.Request, caller pki
 }
 
 func (s *Server) deleteLifecycle(w http.ResponseWriter, r *http.Request, caller pki.Identity) error {
-	name, err := pathID(r, "name")
-	if err != nil {
-		return err
-	}
-	res, err := result(s.command(r, caller, state.CmdLifecycleDelete, state.LifecycleDelete{Name: name}))
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, api.Created{ID: name, Index: res.Index})
+	return s.deleteNamed(w, r, caller, state.CmdLifecycleDelete, func(name string) any { return state.LifecycleDelete{Name: name} })
 }
 
 // releaseLineage traces a release: its source and build (from the signed
