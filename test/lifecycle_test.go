@@ -142,6 +142,20 @@ func TestLifecycleEvidenceAndLineage(t *testing.T) {
 		t.Errorf("the override is not in the audit trail")
 	}
 
+	// An environment in use cannot go; once its lifecycle is gone, it can.
+	if err := c.Admin.DeleteEnvironment(ctx, "prod"); err == nil || !strings.Contains(err.Error(), "stage of lifecycle web") {
+		t.Errorf("deleting an environment in use: %v", err)
+	}
+	if err := c.Admin.DeleteLifecycle(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Admin.DeleteEnvironment(ctx, "prod"); err != nil {
+		t.Fatal(err)
+	}
+	if envs, err := c.Admin.Environments(ctx); err != nil || len(envs) != 1 || envs[0].Name != "staging" {
+		t.Errorf("environments after deleting prod: %v, %v", envs, err)
+	}
+
 	// Lineage, from any server, also after the leader is gone.
 	leader := c.Leader()
 	c.StopServer(leader)
